@@ -1,0 +1,1 @@
+"""crime_pipeline: Dagster assets for honest predictive analysis of Buffalo, NY crime incidents."""

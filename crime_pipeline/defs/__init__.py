@@ -1,0 +1,1 @@
+"""The thin Dagster layer: one module per stage, each over pure functions in `crime_pipeline.lib`."""

@@ -1,0 +1,78 @@
+"""Ingestion: each CSV dropped into raw/incoming becomes one partition, keyed by its content hash."""
+
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+
+from crime_pipeline.defs.metadata import table_metadata
+from crime_pipeline.lib.atomic import write_parquet
+from crime_pipeline.lib.lake import LakeLayout, ingested, incoming_refusal, partition_key_for, record_ingested
+from crime_pipeline.lib.reading import read_raw_csv
+from crime_pipeline.resources import LakeResource
+
+incoming_files = dg.DynamicPartitionsDefinition(name="incoming_files")
+
+
+SOURCE_FILE_TAG = "crime_pipeline/source_file"  # set by the sensor and the CLI: where to look first
+
+
+def locate_incoming(layout: LakeLayout, key: str, hint: str | None = None) -> tuple[Path, bytes, str]:
+    """Find the incoming file whose content hash starts with `key`; return (path, bytes, sha256)."""
+    known = ingested(layout).get(key)
+    names = [n for n in (hint, known and known["file"]) if n]
+    candidates = [layout.incoming / n for n in names]
+    candidates += sorted(layout.incoming.iterdir()) if layout.incoming.exists() else []
+    for path in candidates:
+        if not path.exists() or incoming_refusal(path) is not None:
+            continue
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if partition_key_for(digest) == key:
+            return path, data, digest
+    raise dg.Failure(
+        description=f"no file in {layout.incoming} has content hash {key}; "
+        "it was moved, changed or deleted after it was registered",
+    )
+
+
+@dg.asset(
+    partitions_def=incoming_files,
+    group_name="ingestion",
+    kinds={"csv", "pandas", "parquet"},
+    code_version="1",
+)
+def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    """One incoming CSV export, read losslessly: canonical column names, every value as text.
+
+    The export's display names, the older API's snake_case names and the newer API's names all land
+    in one schema. Each row keeps its source file, content hash and physical line number; records
+    with the wrong number of fields are kept with their raw text for the quarantine. A file that
+    cannot be read at all fails with a message naming it and the problem, and writes nothing.
+    """
+    layout = lake.layout
+    key = context.partition_key
+    path, data, digest = locate_incoming(layout, key, context.run.tags.get(SOURCE_FILE_TAG))
+    context.log.info(f"reading {path.name} ({len(data) / 1e6:.1f} MB)")
+    try:
+        read = read_raw_csv(path, data)
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    rows = read.rows
+    rows.insert(0, "source_file", path.name)
+    rows.insert(1, "source_sha256", digest)
+    target = write_parquet(layout.raw_table(key), rows)
+    entry = record_ingested(layout, key, {"file": path.name, "sha256": digest, "bytes": len(data),
+                                          "rows_read": read.rows_read})
+    context.log.info(f"{path.name}: {read.rows_read} rows read, {read.malformed} malformed records")
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(rows, target),
+            "source_file": path.name,
+            "sha256": digest,
+            "malformed_records": read.malformed,
+            "ingestion_order": entry["seq"],
+            "original_headers": ", ".join(read.original_headers),
+        }
+    )

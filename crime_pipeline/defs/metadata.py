@@ -1,0 +1,29 @@
+"""Materialization metadata helpers shared by every stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+_TYPE_NAMES = {"b": "bool", "i": "int", "u": "int", "f": "float", "M": "datetime", "O": "string"}
+
+
+def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
+    """A `dagster/column_schema` value describing a DataFrame's columns."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=str(c), type=_TYPE_NAMES.get(frame[c].dtype.kind, str(frame[c].dtype)))
+            for c in frame.columns
+        ]
+    )
+
+
+def table_metadata(frame: pd.DataFrame, path: Path) -> dict:
+    """Row count, column schema and location: what a user looks for first on a table asset."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
+        "dagster/column_schema": column_schema(frame),
+        "path": dg.MetadataValue.path(str(path)),
+    }

@@ -1,0 +1,1 @@
+"""Pure functions the Dagster assets call. Nothing here imports dagster."""

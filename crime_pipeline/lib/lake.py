@@ -1,0 +1,138 @@
+"""Where everything lives in the data lake, and the ledger of ingested files.
+
+The ledger (`ledger/ingested.json`) records every file ingested, by content hash, so a file is
+ingested once however often it is dropped in, renamed, or whatever happens to DAGSTER_HOME.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from crime_pipeline.lib.atomic import write_json
+
+PARTITION_KEY_LENGTH = 16  # hex digits of the file's SHA-256 used as its partition key
+
+
+def partition_key_for(sha256: str) -> str:
+    return sha256[:PARTITION_KEY_LENGTH]
+
+
+@dataclass(frozen=True)
+class LakeLayout:
+    """Paths of every table, model and report under one lake root."""
+
+    root: Path
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "raw" / "incoming"
+
+    @property
+    def generated_manifest(self) -> Path:
+        return self.root / "raw" / "generated.json"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger" / "ingested.json"
+
+    def raw_table(self, key: str) -> Path:
+        return self.root / "lake" / "raw_incidents" / f"{key}.parquet"
+
+    def validated_table(self, key: str) -> Path:
+        return self.root / "lake" / "validated_incidents" / f"{key}.parquet"
+
+    def quarantine_table(self, key: str) -> Path:
+        return self.root / "quarantine" / f"{key}.parquet"
+
+    def validation_summary(self, key: str) -> Path:
+        return self.root / "lake" / "validated_incidents" / f"{key}.summary.json"
+
+    def table(self, name: str) -> Path:
+        return self.root / "lake" / f"{name}.parquet"
+
+    def lake_file(self, name: str) -> Path:
+        return self.root / "lake" / name
+
+    def model_file(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    def report_file(self, name: str) -> Path:
+        return self.root / "reports" / name
+
+    def ensure(self) -> "LakeLayout":
+        for folder in (self.incoming, self.root / "lake", self.root / "quarantine", self.root / "models",
+                       self.root / "reports", self.ledger.parent):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of a small JSON file across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read_json(path: Path, default: dict) -> dict:
+    if not path.exists():
+        return default
+    return json.loads(path.read_text())
+
+
+def ingested(layout: LakeLayout) -> dict[str, dict]:
+    """Ledger entries by partition key, in ingestion order."""
+    files = read_json(layout.ledger, {"files": {}})["files"]
+    return dict(sorted(files.items(), key=lambda kv: kv[1]["seq"]))
+
+
+def record_ingested(layout: LakeLayout, key: str, entry: dict) -> dict:
+    """Add (or refresh) one file's ledger entry; a re-ingested file keeps its original order."""
+    with _locked(layout.ledger):
+        ledger = read_json(layout.ledger, {"files": {}})
+        files = ledger["files"]
+        previous = files.get(key)
+        seq = previous["seq"] if previous else max((f["seq"] for f in files.values()), default=0) + 1
+        files[key] = {**entry, "seq": seq, "ingested_at": datetime.now(timezone.utc).isoformat()}
+        write_json(layout.ledger, ledger)
+        return files[key]
+
+
+def record_generated(layout: LakeLayout, sha256: str, info: dict) -> None:
+    """Remember that a file came from the built-in generator (enables the Bayes limit)."""
+    with _locked(layout.generated_manifest):
+        manifest = read_json(layout.generated_manifest, {"files": {}})
+        manifest["files"][partition_key_for(sha256)] = {"sha256": sha256, **info}
+        write_json(layout.generated_manifest, manifest)
+
+
+def generated_files(layout: LakeLayout) -> dict[str, dict]:
+    return read_json(layout.generated_manifest, {"files": {}})["files"]
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+
+
+def incoming_refusal(path: Path) -> str | None:
+    """Why an entry of the incoming folder must not be ingested, or None when it may be."""
+    name = path.name
+    if path.is_symlink():
+        return "is a symbolic link"
+    if not _SAFE_NAME.match(name) or any(ord(ch) < 32 for ch in name):
+        return "has an unsafe name (path separators, control characters or a leading dot)"
+    if not path.is_file():
+        return "is not a regular file"
+    if path.suffix.lower() != ".csv":
+        return "is not a .csv file"
+    return None

@@ -1,0 +1,158 @@
+"""Reading one raw CSV export into a table of text columns, losing nothing.
+
+Every value is read as text (typing is validation's job, so a bad value is reported, not
+silently turned into a null). Rows with the wrong number of fields are not dropped: they come
+back as `malformed` with their source line number and text. Line numbers are physical lines of
+the file (1 = header), correct even when quoted values span several lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from crime_pipeline.lib.columns import canonical_names, missing_required
+
+
+class UnreadableFileError(ValueError):
+    """The file cannot be ingested at all; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class RawRead:
+    """What one CSV file held: every record, in file order, with its physical line number.
+
+    `rows` has the canonical text columns, `source_line`, and `raw_record`: the record's text
+    where it had the wrong number of fields (its other columns are then empty), else null.
+    """
+
+    rows: pd.DataFrame
+    original_headers: list[str]
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.rows)
+
+    @property
+    def malformed(self) -> int:
+        return int(self.rows["raw_record"].notna().sum())
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _record_start_lines(data: bytes) -> np.ndarray:
+    """Physical 1-based line number where each non-empty CSV record starts (quote-aware)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    quotes = np.flatnonzero(buf == 34)
+    # A newline ends a record only outside quotes: an even number of quote chars precede it.
+    boundary = newlines[(np.searchsorted(quotes, newlines) % 2) == 0]
+    starts = np.concatenate(([0], boundary + 1))
+    ends = np.concatenate((boundary, [len(buf)]))
+    length = ends - starts
+    cr_only = (length == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13)
+    keep = (length > 0) & ~cr_only
+    lines = np.searchsorted(newlines, starts) + 1  # newlines before the start, plus one
+    return lines[keep]
+
+
+def _record_start_lines_slow(text: str) -> np.ndarray:
+    """Fallback for odd quoting: the csv module's own notion of where each record starts."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    lines, previous = [], 0
+    for record in reader:
+        if record:
+            lines.append(previous + 1)
+        previous = reader.line_num
+    return np.asarray(lines, dtype=np.int64)
+
+
+def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
+    """Read a CSV export as text with canonical headers; raise UnreadableFileError if impossible."""
+    path = Path(path)
+    name = path.name
+    if data is None:
+        data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
+        raise UnreadableFileError(f"{name}: the file is empty")
+    if b"\x00" in data[:65536]:
+        raise UnreadableFileError(f"{name}: binary content (NUL bytes), not a CSV text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UnreadableFileError(
+            f"{name}: undecodable bytes at byte offset {exc.start} (line {line}); "
+            "the file must be UTF-8 encoded"
+        ) from exc
+
+    header_line = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    columns = canonical_names(header_line)
+    missing = missing_required(columns)
+    if missing:
+        shown = ", ".join(repr(h) for h in header_line[:12]) + (" ..." if len(header_line) > 12 else "")
+        raise UnreadableFileError(
+            f"{name}: not an incident export: missing required column(s) {', '.join(missing)}; "
+            f"header was: {shown}"
+        )
+
+    malformed: list[tuple[int, str, int, int]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        malformed.append((row.number, row.text, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(
+                use_threads=False, column_names=columns, skip_rows=1, block_size=1 << 24
+            ),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in columns},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise UnreadableFileError(f"{name}: not a readable CSV file: {exc}") from exc
+
+    # Map record numbers (1 = header) to physical lines; verify against what pyarrow saw.
+    starts = _record_start_lines(data)
+    if len(starts) != table.num_rows + len(malformed) + 1:
+        starts = _record_start_lines_slow(text)
+    if len(starts) != table.num_rows + len(malformed) + 1:
+        raise UnreadableFileError(f"{name}: could not delimit records consistently (unbalanced quotes?)")
+    # pyarrow numbers records from 1 = the (skipped) header line, as `starts` does.
+    bad_records = np.fromiter((m[0] for m in malformed), dtype=np.int64, count=len(malformed))
+    good_records = np.setdiff1d(np.arange(2, len(starts) + 1), bad_records)
+    frame = table.to_pandas()
+    frame["source_line"] = starts[good_records - 1]
+    frame["raw_record"] = pd.Series(None, index=frame.index, dtype="string")
+    if len(malformed):
+        bad = pd.DataFrame(
+            {
+                "source_line": starts[bad_records - 1],
+                "raw_record": pd.array([m[1] for m in malformed], dtype="string"),
+            }
+        )
+        frame = pd.concat([frame, bad], ignore_index=True).sort_values("source_line", kind="stable")
+        frame = frame.reset_index(drop=True)
+    return RawRead(rows=frame, original_headers=header_line)

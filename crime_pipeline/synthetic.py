@@ -1,0 +1,457 @@
+"""The built-in data set: Buffalo-like crime incidents whose true class probabilities are known.
+
+Generating model (fixed parameters, drawn once from `MODEL_SEED`; the data seed only draws rows):
+
+* type t ~ the real parent-type shares (`PRIORS`).
+* component c | t ~ w[t]: one of `len(HOTSPOTS)` hotspots or a city-wide uniform background.
+* place | c: a hotspot is an axis-aligned Gaussian truncated to the city box; the background is
+  uniform on the box. Rows from 2023 on have coordinates rounded to 3 decimals (as the portal does).
+* time | t, c: hour, weekday and month are drawn from profiles H[t,c], W[t,c], M[t,c], each the
+  product of the type's profile and the hotspot's own (so place and time interact: the best
+  classifier is non-linear). The year is drawn independently of everything; the day is uniform
+  among the days of that month and year with the drawn weekday; minute and second are uniform.
+* defaults: with probability `P_NOON` the time is replaced by 12:00:00, and independently with
+  probability `P_DAY_ONE` the day by the 1st of the month (weekday follows the new date).
+
+`posterior(latitude, longitude, incident_datetime)` returns the exact P(type | those fields)
+under this model; it is the Bayes limit any model that sees time and place can reach.
+
+Dirt is then added at realistic rates, independently of the type, so the posterior on rows that
+pass validation is unchanged: missing coordinates, points geocoded far outside the city,
+`Hour of Day` disagreeing with the datetime, `UNKNOWN` fills, mixed-case type names, re-issued
+case numbers (a newer record of the same case), unparseable, pre-2009 and future dates, junk
+labels and missing case numbers. `Incident Type Primary` and `Incident Description` are written
+from the label, the leak the real export has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from scipy.special import ndtr
+
+from crime_pipeline.lib.atomic import atomic_path
+from crime_pipeline.lib.columns import CLASSES
+
+GENERATOR_VERSION = "1"
+MODEL_SEED = 20_250_101
+DEFAULT_ROWS = 322_000
+DEFAULT_SEED = 7
+
+LAT_MIN, LAT_MAX = 42.828, 42.966
+LON_MIN, LON_MAX = -78.910, -78.799
+PRIORS = np.array([44.3, 20.5, 17.9, 9.0, 6.2, 0.75, 0.69, 0.35, 0.33])
+PRIORS = PRIORS / PRIORS.sum()
+P_NOON = 0.08
+P_DAY_ONE = 0.03
+YEARS = np.arange(2009, 2026)
+YEAR_WEIGHTS = np.linspace(1.3, 0.8, len(YEARS)) / np.linspace(1.3, 0.8, len(YEARS)).sum()
+ROUNDED_FROM_YEAR = 2023
+
+# Dirt rates (fractions of all rows), each applied independently of the incident type.
+DIRT_RATES = {
+    "coordinates_missing": 0.017,
+    "coordinates_outside_city": 0.004,
+    "incident_datetime_unparseable": 0.001,
+    "incident_datetime_before_2009": 0.003,
+    "incident_datetime_in_future": 0.0002,
+    "label_not_canonical": 0.0005,
+    "case_number_missing": 0.0005,
+}
+REISSUED_RATE = 0.01  # extra rows: a newer record of an existing case
+HOUR_MISMATCH_RATE = 0.005
+UNKNOWN_FILL_RATE = 0.03
+LABEL_VARIANT_RATE = 0.01
+
+
+@dataclass(frozen=True)
+class Hotspot:
+    name: str
+    lat: float
+    lon: float
+    sd_lat: float
+    sd_lon: float
+    hour_peak: float  # hour of day the hotspot's activity peaks
+    hour_sharpness: float
+    weekend_lift: float  # >1: busier Friday-Sunday
+    summer_lift: float  # >1: busier June-August
+
+
+HOTSPOTS: tuple[Hotspot, ...] = (
+    Hotspot("Downtown / Chippewa", 42.8880, -78.8760, 0.0045, 0.0055, 0.5, 1.6, 1.8, 1.2),
+    Hotspot("Elmwood Village", 42.9150, -78.8770, 0.0060, 0.0040, 15.0, 1.0, 1.2, 1.3),
+    Hotspot("Bailey-Delavan", 42.9090, -78.8180, 0.0070, 0.0060, 20.0, 0.9, 1.1, 1.5),
+    Hotspot("Broadway-Fillmore", 42.8930, -78.8380, 0.0060, 0.0060, 18.0, 0.8, 1.0, 1.4),
+    Hotspot("University Heights", 42.9500, -78.8270, 0.0050, 0.0060, 23.0, 1.2, 1.5, 0.6),
+    Hotspot("Black Rock-Riverside", 42.9400, -78.8950, 0.0070, 0.0050, 11.0, 0.7, 0.9, 1.1),
+    Hotspot("South Buffalo", 42.8450, -78.8100, 0.0080, 0.0070, 16.0, 0.7, 1.0, 1.2),
+    Hotspot("West Side", 42.9120, -78.8950, 0.0060, 0.0045, 21.0, 1.0, 1.2, 1.6),
+    Hotspot("Masten Park", 42.9160, -78.8450, 0.0060, 0.0060, 19.0, 0.9, 1.1, 1.3),
+    Hotspot("Kensington-Bailey", 42.9380, -78.8120, 0.0060, 0.0060, 9.0, 0.8, 0.8, 1.0),
+    Hotspot("Larkinville", 42.8770, -78.8500, 0.0040, 0.0050, 12.0, 1.4, 0.5, 1.0),
+)
+
+# Per type: (hour peak, sharpness, weekend lift, summer lift).
+TYPE_TIME = np.array(
+    [
+        (14.0, 0.8, 0.9, 1.1),  # Theft
+        (22.0, 0.9, 1.6, 1.5),  # Assault
+        (11.0, 0.9, 0.8, 1.3),  # Breaking & Entering
+        (2.0, 0.8, 1.0, 0.7),  # Theft of Vehicle (winter: cars left warming up)
+        (21.0, 1.1, 1.2, 1.4),  # Robbery
+        (1.0, 1.2, 1.7, 1.3),  # Sexual Assault
+        (15.0, 0.8, 0.9, 1.0),  # Other Sexual Offense
+        (23.0, 1.3, 1.5, 1.6),  # Homicide
+        (13.0, 0.6, 1.0, 1.0),  # Sexual Offense
+    ]
+)
+
+PRIMARY_TYPES = {  # legacy UPPERCASE name per class; newer rows use Title Case
+    "Theft": ("LARCENY/THEFT", "THEFT OF SERVICES"),
+    "Assault": ("ASSAULT",),
+    "Breaking & Entering": ("BURGLARY",),
+    "Theft of Vehicle": ("UUV",),
+    "Robbery": ("ROBBERY",),
+    "Sexual Assault": ("RAPE",),
+    "Other Sexual Offense": ("SEXUAL ABUSE",),
+    "Homicide": ("MURDER", "MANSLAUGHTER"),
+    "Sexual Offense": ("CRIM SEX ACT",),
+}
+BOILERPLATE = (
+    "Buffalo Police are investigating this report of a crime.  It is important to note that this "
+    "is very preliminary information and further investigation as to the facts and circumstances "
+    "of this report may be necessary."
+)
+STREETS = np.array(
+    ["MAIN ST", "GENESEE ST", "BROADWAY", "BAILEY AVE", "DELAWARE AVE", "ELMWOOD AVE", "NIAGARA ST",
+     "GRANT ST", "HERTEL AVE", "FILLMORE AVE", "JEFFERSON AVE", "SENECA ST", "ABBOTT RD",
+     "SOUTH PARK AVE", "KENSINGTON AVE", "EAST FERRY ST", "WILLIAM ST", "CHIPPEWA ST", "GOLD ST",
+     "CULVER RD", "HOPKINS ST", "CONNECTICUT ST", "LOVEJOY ST", "AMHERST ST", "TONAWANDA ST"]
+)
+COUNCIL = np.array(["NORTH", "DELAWARE", "UNIVERSITY", "NIAGARA", "MASTEN", "ELLICOTT", "FILLMORE",
+                    "LOVEJOY", "SOUTH"])
+POLICE = np.array(["District A", "District B", "District C", "District D", "District E"])
+EXPORT_COLUMNS = (
+    "Case Number", "Incident Datetime", "Incident ID", "Incident Type Primary", "Incident Description",
+    "Parent Incident Type", "Hour of Day", "Day of Week", "Address", "City", "State", "Location",
+    "Latitude", "Longitude", "Created At", "updated_at", "zip_code", "neighborhood", "Council District",
+    "Council District 2011", "Census Tract", "Census Block Group", "Census Block", "2010 Census Tract ",
+    "2010 Census Block Group", "2010 Census Block", "Police District", "TRACTCE20", "GEOID20_TRACT",
+    "GEOID20_BLOCKGROUP", "GEOID20_BLOCK",
+)
+DATETIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
+WEEKDAY_NAMES = np.array(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"])
+
+
+def _circular(n: int, peak: float, sharpness: float) -> np.ndarray:
+    x = np.arange(n)
+    return np.exp(sharpness * np.cos(2 * np.pi * (x - peak) / n))
+
+
+def _weekday_profile(weekend_lift: float) -> np.ndarray:
+    return np.array([1, 1, 1, 1, np.sqrt(weekend_lift), weekend_lift, weekend_lift])
+
+
+def _month_profile(summer_lift: float) -> np.ndarray:
+    return _circular(12, 6.5, np.log(summer_lift))  # month index 0 = January; peak mid-July
+
+
+def _build_model() -> dict[str, np.ndarray]:
+    """The fixed parameters of the generating process (independent of the data seed)."""
+    rng = np.random.default_rng(MODEL_SEED)
+    n_types, n_hot = len(CLASSES), len(HOTSPOTS)
+    n_comp = n_hot + 1  # last component: uniform background
+    weights = np.empty((n_types, n_comp))
+    for t in range(n_types):
+        w = rng.dirichlet(np.full(n_hot, 1.0))
+        weights[t, :n_hot] = 0.7 * w
+        weights[t, n_hot] = 0.3
+    hour = np.empty((n_types, n_comp, 24))
+    week = np.empty((n_types, n_comp, 7))
+    month = np.empty((n_types, n_comp, 12))
+    for t, (peak, sharp, wk, summer) in enumerate(TYPE_TIME):
+        th, tw, tm = _circular(24, peak, sharp), _weekday_profile(wk), _month_profile(summer)
+        for c in range(n_comp):
+            if c < n_hot:
+                h = HOTSPOTS[c]
+                hh = _circular(24, h.hour_peak, h.hour_sharpness)
+                ww, mm = _weekday_profile(h.weekend_lift), _month_profile(h.summer_lift)
+            else:
+                hh, ww, mm = np.ones(24), np.ones(7), np.ones(12)
+            hour[t, c] = th * hh / (th * hh).sum()
+            week[t, c] = tw * ww / (tw * ww).sum()
+            month[t, c] = tm * mm / (tm * mm).sum()
+    mu = np.array([[h.lat, h.lon] for h in HOTSPOTS])
+    sd = np.array([[h.sd_lat, h.sd_lon] for h in HOTSPOTS])
+    lo, hi = np.array([LAT_MIN, LON_MIN]), np.array([LAT_MAX, LON_MAX])
+    box_mass = np.prod(ndtr((hi - mu) / sd) - ndtr((lo - mu) / sd), axis=1)
+    return {"weights": weights, "hour": hour, "week": week, "month": month, "mu": mu, "sd": sd,
+            "box_mass": box_mass}
+
+
+MODEL = _build_model()
+
+
+def _sample_rows(cum: np.ndarray, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw one category per row from the per-row cumulative distribution cum[index]."""
+    u = rng.random(len(index))[:, None]
+    return (u >= cum[index]).sum(axis=1).clip(max=cum.shape[-1] - 1)
+
+
+def _sample_clean(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    m = MODEL
+    n_comp = m["weights"].shape[1]
+    label = rng.choice(len(CLASSES), size=n, p=PRIORS)
+    comp = _sample_rows(np.cumsum(m["weights"], axis=1), label, rng)
+    combo = label * n_comp + comp
+    hour = _sample_rows(np.cumsum(m["hour"], axis=2).reshape(-1, 24), combo, rng)
+    weekday = _sample_rows(np.cumsum(m["week"], axis=2).reshape(-1, 7), combo, rng)
+    month = _sample_rows(np.cumsum(m["month"], axis=2).reshape(-1, 12), combo, rng) + 1
+    year = rng.choice(YEARS, size=n, p=YEAR_WEIGHTS)
+
+    # Place: truncated Gaussians by rejection, uniform background.
+    lat = rng.uniform(LAT_MIN, LAT_MAX, n)
+    lon = rng.uniform(LON_MIN, LON_MAX, n)
+    todo = np.flatnonzero(comp < len(HOTSPOTS))
+    while len(todo):
+        c = comp[todo]
+        lat[todo] = rng.normal(m["mu"][c, 0], m["sd"][c, 0])
+        lon[todo] = rng.normal(m["mu"][c, 1], m["sd"][c, 1])
+        inside = (lat[todo] >= LAT_MIN) & (lat[todo] <= LAT_MAX) & (lon[todo] >= LON_MIN) & (lon[todo] <= LON_MAX)
+        todo = todo[~inside]
+
+    # Day: uniform among the days of (year, month) falling on the drawn weekday.
+    first = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": 1})).to_numpy()
+    first_wd = pd.DatetimeIndex(first).weekday.to_numpy()
+    days_in_month = pd.DatetimeIndex(first).days_in_month.to_numpy()
+    first_day = 1 + (weekday - first_wd) % 7
+    count = (days_in_month - first_day) // 7 + 1
+    day = first_day + 7 * (rng.random(n) * count).astype(int)
+    minute, second = rng.integers(0, 60, n), rng.integers(0, 60, n)
+    noon = rng.random(n) < P_NOON
+    day_one = rng.random(n) < P_DAY_ONE
+    hour, minute, second = np.where(noon, 12, hour), np.where(noon, 0, minute), np.where(noon, 0, second)
+    day = np.where(day_one, 1, day)
+    when = (
+        pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day})).to_numpy()
+        + (hour * 3600 + minute * 60 + second).astype("timedelta64[s]")
+    )
+    rounded = year >= ROUNDED_FROM_YEAR
+    lat = np.where(rounded, np.round(lat, 3), lat)
+    lon = np.where(rounded, np.round(lon, 3), lon)
+    return {"label": label, "lat": lat, "lon": lon, "when": when.astype("datetime64[s]")}
+
+
+def posterior(latitude, longitude, incident_datetime) -> np.ndarray:
+    """Exact P(type | latitude, longitude, incident datetime) under the generating model.
+
+    Returns an (n, 9) array in `CLASSES` order. Rows with coordinates rounded to 3 decimals
+    (2023 on) are scored by the mass of their rounding cell, as the generator rounded them.
+    """
+    m = MODEL
+    lat = np.asarray(latitude, dtype=float)
+    lon = np.asarray(longitude, dtype=float)
+    when = pd.DatetimeIndex(pd.to_datetime(incident_datetime))
+    n_hot = len(HOTSPOTS)
+    rounded = np.asarray(when.year >= ROUNDED_FROM_YEAR)
+    half = np.where(rounded, 0.0005, 0.0)
+
+    # Place likelihood per component, (n, n_comp).
+    loc = np.empty((len(lat), n_hot + 1))
+    for axis, x, lo, hi in ((0, lat, LAT_MIN, LAT_MAX), (1, lon, LON_MIN, LON_MAX)):
+        mu, sd = m["mu"][:, axis], m["sd"][:, axis]
+        a = np.maximum(x - half, lo)[:, None]
+        b = np.minimum(x + half, hi)[:, None]
+        dens = np.exp(-0.5 * ((x[:, None] - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+        cell = ndtr((b - mu) / sd) - ndtr((a - mu) / sd)
+        hot = np.where(rounded[:, None], cell, dens)
+        bg = np.where(rounded, (b - a)[:, 0], 1.0) / (hi - lo)
+        factor = np.column_stack([hot, bg])
+        loc = factor if axis == 0 else loc * factor
+    loc[:, :n_hot] /= m["box_mass"]
+
+    hour = np.asarray(when.hour)
+    at_noon = (hour == 12) & np.asarray(when.minute == 0) & np.asarray(when.second == 0)
+    wd = np.asarray(when.weekday)
+    mo = np.asarray(when.month) - 1
+    day = np.asarray(when.day)
+    days_in_month = np.asarray(when.days_in_month)
+    first_day = day - 7 * ((day - 1) // 7)
+    n_same_weekday = (days_in_month - first_day) // 7 + 1
+
+    h = m["hour"][:, :, hour]  # (types, comps, n)
+    w = m["week"][:, :, wd]
+    mth = m["month"][:, :, mo]
+    time_factor = (1 - P_NOON) * h / 3600 + P_NOON * at_noon
+    date_factor = (1 - P_DAY_ONE) * w / n_same_weekday + P_DAY_ONE * (day == 1)
+    joint = (PRIORS[:, None] * m["weights"])[:, :, None] * loc.T[None] * time_factor * date_factor * mth
+    scores = joint.sum(axis=1).T  # (n, types)
+    return scores / scores.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class GeneratedIncidents:
+    """A generated export (portal CSV layout) with the truth behind each row."""
+
+    frame: pd.DataFrame  # columns exactly EXPORT_COLUMNS, all text
+    true_label: np.ndarray  # class name per row
+    dirt: np.ndarray  # "clean", a quarantine rule name, or "reissued_original"/"reissued_newer"
+
+
+def _fmt(when: np.ndarray) -> np.ndarray:
+    return pc.strftime(pa.array(when.astype("datetime64[s]")), format=DATETIME_FORMAT).to_numpy(zero_copy_only=False)
+
+
+def generate_incidents(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> GeneratedIncidents:
+    """Generate `rows` incidents in the portal's export layout; deterministic for a seed."""
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    rng = np.random.default_rng(seed)
+    n_reissued = int(round(rows * REISSUED_RATE)) if rows >= 100 else 0
+    n = rows - n_reissued
+    clean = _sample_clean(n, rng)
+    label_idx, lat, lon, when = clean["label"], clean["lat"], clean["lon"], clean["when"]
+    labels = np.asarray(CLASSES, dtype=object)[label_idx]
+    year = when.astype("datetime64[Y]").astype(int) + 1970
+    hour = (when.astype("datetime64[h]") - when.astype("datetime64[D]")).astype(int)
+    weekday = (when.astype("datetime64[D]").astype(int) - 4) % 7  # 1970-01-01 was a Thursday
+
+    case_seq = rng.permutation(np.arange(100_000, 100_000 + 10 * n, 10))[:n] + rng.integers(0, 10, n)
+    case = pd.Series(year % 100).map("{:02d}".format) + "-" + pd.Series(case_seq).map("{:07d}".format)
+
+    legacy = year < 2016
+    primary = np.empty(n, dtype=object)
+    for k, name in enumerate(CLASSES):
+        idx = np.flatnonzero(label_idx == k)
+        options = np.asarray(PRIMARY_TYPES[name], dtype=object)
+        pick = options[rng.integers(0, len(options), len(idx))]
+        primary[idx] = np.where(legacy[idx], pick, np.char.title(pick.astype(str)).astype(object))
+    description = np.where(legacy | (rng.random(n) < 0.3), primary, BOILERPLATE)
+
+    created = when + (rng.exponential(36 * 3600, n).astype(int) + 600).astype("timedelta64[s]")
+    block = (rng.integers(1, 30, n) * 100).astype(str)
+    address = pd.Series(block) + " Block " + pd.Series(STREETS[rng.integers(0, len(STREETS), n)])
+    cell = (np.clip(((lat - LAT_MIN) / (LAT_MAX - LAT_MIN) * 9), 0, 8).astype(int) * 9
+            + np.clip(((lon - LON_MIN) / (LON_MAX - LON_MIN) * 9), 0, 8).astype(int))
+    tract = (cell * 7 % 170 + 1).astype(str)
+    out = pd.DataFrame(
+        {
+            "Case Number": case.to_numpy(dtype=object),
+            "Incident Datetime": _fmt(when),
+            "Incident ID": None,
+            "Incident Type Primary": primary,
+            "Incident Description": description,
+            "Parent Incident Type": labels.copy(),
+            "Hour of Day": hour.astype(str).astype(object),
+            "Day of Week": WEEKDAY_NAMES[weekday].astype(object),
+            "Address": address.to_numpy(dtype=object),
+            "City": "Buffalo",
+            "State": "NY",
+            "Location": ("POINT (" + pd.Series(lon).map("{:.6f}".format) + " "
+                         + pd.Series(lat).map("{:.6f}".format) + ")").to_numpy(dtype=object),
+            "Latitude": pd.Series(lat).map("{:.6f}".format).to_numpy(dtype=object),
+            "Longitude": pd.Series(lon).map("{:.6f}".format).to_numpy(dtype=object),
+            "Created At": _fmt(created),
+            "updated_at": None,
+            "zip_code": (14201 + cell % 27).astype(str).astype(object),
+            "neighborhood": np.asarray([h.name for h in HOTSPOTS], dtype=object)[cell % len(HOTSPOTS)],
+            "Council District": COUNCIL[cell % 9].astype(object),
+            "Council District 2011": COUNCIL[(cell + 1) % 9].astype(object),
+            "Census Tract": tract.astype(object),
+            "Census Block Group": (cell % 4 + 1).astype(str).astype(object),
+            "Census Block": (cell * 13 % 3000 + 1000).astype(str).astype(object),
+            "2010 Census Tract ": tract.astype(object),
+            "2010 Census Block Group": (cell % 4 + 1).astype(str).astype(object),
+            "2010 Census Block": (cell * 13 % 3000 + 1000).astype(str).astype(object),
+            "Police District": POLICE[cell % 5].astype(object),
+            "TRACTCE20": np.char.zfill(tract, 6).astype(object),
+            "GEOID20_TRACT": ("36029" + tract).astype(object),
+            "GEOID20_BLOCKGROUP": ("36029" + tract + "1").astype(object),
+            "GEOID20_BLOCK": ("36029" + tract + "1001").astype(object),
+        },
+        columns=list(EXPORT_COLUMNS),
+    )
+    dirt = np.full(n, "clean", dtype=object)
+    _add_dirt(out, dirt, year, rng)
+    true_label = labels
+
+    if n_reissued:  # a newer record of an existing (clean) case: same facts, later Created At
+        candidates = np.flatnonzero(dirt == "clean")
+        originals = rng.choice(candidates, size=n_reissued, replace=False)
+        newer = out.iloc[originals].copy()
+        later = created[originals] + rng.integers(86_400, 30 * 86_400, n_reissued).astype("timedelta64[s]")
+        newer["Created At"] = _fmt(later)
+        dirt[originals] = "reissued_original"
+        out = pd.concat([out, newer], ignore_index=True)
+        dirt = np.concatenate([dirt, np.full(n_reissued, "reissued_newer", dtype=object)])
+        true_label = np.concatenate([labels, labels[originals]])
+        order = rng.permutation(len(out))  # file order says nothing: the later Created At wins
+        out = out.iloc[order].reset_index(drop=True)
+        dirt, true_label = dirt[order], true_label[order]
+    return GeneratedIncidents(frame=out, true_label=true_label, dirt=dirt)
+
+
+def _add_dirt(out: pd.DataFrame, dirt: np.ndarray, year: np.ndarray, rng: np.random.Generator) -> None:
+    """Apply each kind of dirt to a disjoint random subset of rows (in place)."""
+    n = len(out)
+    order = rng.permutation(n)
+    start = 0
+    for rule, rate in DIRT_RATES.items():
+        k = int(round(n * rate))
+        idx = order[start:start + k]
+        start += k
+        dirt[idx] = rule
+        if rule == "coordinates_missing":
+            out.loc[idx, ["Latitude", "Longitude", "Location"]] = None
+            out.loc[idx, ["neighborhood", "Council District", "Police District", "Census Tract"]] = "UNKNOWN"
+        elif rule == "coordinates_outside_city":
+            far = np.array([[42.7200, -78.6500], [40.7128, -74.0060], [0.0, 0.0], [43.0900, -79.0600]])
+            pick = far[rng.integers(0, len(far), k)]
+            out.loc[idx, "Latitude"] = [f"{v:.6f}" for v in pick[:, 0]]
+            out.loc[idx, "Longitude"] = [f"{v:.6f}" for v in pick[:, 1]]
+            out.loc[idx, "Location"] = [f"POINT ({b:.6f} {a:.6f})" for a, b in pick]
+        elif rule == "incident_datetime_unparseable":
+            bad = np.array(["13/45/2019 25:61:00 PM", "not recorded", "2019-02-30 10:00", "??/??/2018"])
+            out.loc[idx, "Incident Datetime"] = bad[rng.integers(0, len(bad), k)]
+        elif rule == "incident_datetime_before_2009":
+            old = np.array(["03/06/1963 07:35:15 AM", "01/01/1910 12:00:00 PM", "07/04/2005 11:30:00 PM",
+                            "12/31/2008 11:59:59 PM"])
+            out.loc[idx, "Incident Datetime"] = old[rng.integers(0, len(old), k)]
+        elif rule == "incident_datetime_in_future":
+            out.loc[idx, "Incident Datetime"] = "01/01/2099 12:00:00 PM"
+        elif rule == "label_not_canonical":
+            junk = np.array(["SODOMY", "UNKNOWN", "Other", "Theft / Larceny?"])
+            out.loc[idx, "Parent Incident Type"] = junk[rng.integers(0, len(junk), k)]
+        elif rule == "case_number_missing":
+            out.loc[idx, "Case Number"] = None
+
+    # Soft dirt, on rows that stay valid: recorded or normalised, never quarantined.
+    recent = np.flatnonzero((year >= 2022) & (year <= 2024) & (dirt == "clean"))
+    k = min(len(recent), int(round(n * HOUR_MISMATCH_RATE)))
+    idx = rng.choice(recent, size=k, replace=False)
+    out.loc[idx, "Hour of Day"] = ((out.loc[idx, "Hour of Day"].astype(int) + rng.integers(1, 23, k)) % 24).astype(str)
+    for col in ("neighborhood", "Council District", "Census Tract", "zip_code"):
+        mask = rng.random(n) < UNKNOWN_FILL_RATE
+        out.loc[mask, col] = "UNKNOWN"
+    variants = {"Theft": "THEFT", "Assault": " assault", "Breaking & Entering": "Breaking and Entering",
+                "Theft of Vehicle": "THEFT OF  VEHICLE", "Robbery": "robbery "}
+    clean = np.flatnonzero(dirt == "clean")
+    pick = clean[rng.random(len(clean)) < LABEL_VARIANT_RATE]
+    labels = out.loc[pick, "Parent Incident Type"]
+    out.loc[pick, "Parent Incident Type"] = labels.map(lambda v: variants.get(v, v.upper()))
+
+
+def write_export_csv(data: GeneratedIncidents | pd.DataFrame, path: str | Path) -> Path:
+    """Write a generated export as CSV (quoting only where needed), atomically."""
+    frame = data.frame if isinstance(data, GeneratedIncidents) else data
+    table = pa.Table.from_pandas(frame.astype(object).where(frame.notna(), None), preserve_index=False)
+    table = table.cast(pa.schema([pa.field(c, pa.string()) for c in frame.columns]))
+    with atomic_path(path) as tmp:
+        pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    return Path(path)
