@@ -228,7 +228,7 @@ def _sample_clean(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
     # Day: uniform among the days of (year, month) falling on the drawn weekday.
     first = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": 1})).to_numpy()
-    first_wd = pd.DatetimeIndex(first).weekday.to_numpy()
+    first_wd = pd.DatetimeIndex(first).day_of_week.to_numpy()
     days_in_month = pd.DatetimeIndex(first).days_in_month.to_numpy()
     first_day = 1 + (weekday - first_wd) % 7
     count = (days_in_month - first_day) // 7 + 1
@@ -278,7 +278,7 @@ def posterior(latitude, longitude, incident_datetime) -> np.ndarray:
 
     hour = np.asarray(when.hour)
     at_noon = (hour == 12) & np.asarray(when.minute == 0) & np.asarray(when.second == 0)
-    wd = np.asarray(when.weekday)
+    wd = np.asarray(when.day_of_week)
     mo = np.asarray(when.month) - 1
     day = np.asarray(when.day)
     days_in_month = np.asarray(when.days_in_month)

@@ -89,7 +89,7 @@ def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
         data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if not data.strip():
+    if not data or data.isspace():
         raise UnreadableFileError(f"{name}: the file is empty")
     if b"\x00" in data[:65536]:
         raise UnreadableFileError(f"{name}: binary content (NUL bytes), not a CSV text file")
@@ -102,7 +102,8 @@ def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
             "the file must be UTF-8 encoded"
         ) from exc
 
-    header_line = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    first_newline = text.find("\n")
+    header_line = next(csv.reader([text[: first_newline if first_newline >= 0 else len(text)]]), [])
     columns = canonical_names(header_line)
     missing = missing_required(columns)
     if missing:
@@ -142,7 +143,9 @@ def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
         raise UnreadableFileError(f"{name}: could not delimit records consistently (unbalanced quotes?)")
     # pyarrow numbers records from 1 = the (skipped) header line, as `starts` does.
     bad_records = np.fromiter((m[0] for m in malformed), dtype=np.int64, count=len(malformed))
-    good_records = np.setdiff1d(np.arange(2, len(starts) + 1), bad_records)
+    is_good = np.ones(len(starts) + 1, dtype=bool)
+    is_good[[0, 1, *bad_records]] = False
+    good_records = np.flatnonzero(is_good)
     frame = table.to_pandas()
     frame["source_line"] = starts[good_records - 1]
     frame["raw_record"] = pd.Series(None, index=frame.index, dtype="string")

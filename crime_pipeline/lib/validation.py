@@ -244,11 +244,17 @@ def supersede(valid: pd.DataFrame, order_columns: tuple[str, ...] = ("ingest_seq
     """Keep the newest record of each case number; return (kept, superseded).
 
     Newest means the latest record time; ties go to the later-ingested file, then the later line.
+    Only the key columns are sorted; the wide table is reordered once.
     """
-    frame = valid.assign(_record_time=record_time(valid))
-    frame = frame.sort_values(["case_number", "_record_time", *order_columns], kind="stable")
-    newest = ~frame.duplicated("case_number", keep="last")
-    kept = frame.loc[newest].drop(columns="_record_time")
-    dropped = frame.loc[~newest].drop(columns="_record_time")
-    return kept.sort_values(["incident_datetime", "case_number"], kind="stable").reset_index(drop=True), dropped
-
+    keys = pd.DataFrame({"case_number": valid["case_number"], "_t": record_time(valid),
+                         **{c: valid[c] for c in order_columns}}).reset_index(drop=True)
+    order = keys.sort_values(["case_number", "_t", *order_columns], kind="stable").index.to_numpy()
+    sorted_case = keys["case_number"].to_numpy()[order]
+    last_of_case = np.append(sorted_case[1:] != sorted_case[:-1], True)
+    newest = np.zeros(len(keys), dtype=bool)
+    newest[order[last_of_case]] = True
+    kept_rows = np.flatnonzero(newest)
+    when = valid["incident_datetime"].to_numpy()[kept_rows]
+    kept_rows = kept_rows[np.lexsort((keys["case_number"].to_numpy()[kept_rows], when))]
+    kept = valid.iloc[kept_rows].reset_index(drop=True)
+    return kept, valid.iloc[np.flatnonzero(~newest)]

@@ -1,0 +1,71 @@
+"""Shared fixtures: a temporary lake, its Definitions, an ephemeral instance, generated data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from crime_pipeline import synthetic
+from crime_pipeline.definitions import build_definitions
+from crime_pipeline.lib.lake import LakeLayout, record_generated
+from crime_pipeline.lib.reading import sha256_file
+from crime_pipeline.orchestrate import run_pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+API_SAMPLE = FIXTURES / "buffalo_api_sample.csv"
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> LakeLayout:
+    return LakeLayout(tmp_path / "lake").ensure()
+
+
+@pytest.fixture
+def defs(lake: LakeLayout) -> dg.Definitions:
+    return build_definitions(str(lake.root))
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+class Pipeline:
+    """Runs `crime-pipeline run`'s logic against a temporary lake and instance, keeping its output."""
+
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, lake: LakeLayout):
+        self.defs, self.instance, self.lake = defs, instance, lake
+        self.output: list[str] = []
+
+    def run(self) -> int:
+        self.output.clear()
+        return run_pipeline(self.defs, self.instance, echo=self.output.append)
+
+    def drop(self, name: str, data: bytes | Path) -> Path:
+        target = self.lake.incoming / name
+        target.write_bytes(data.read_bytes() if isinstance(data, Path) else data)
+        return target
+
+    def generate(self, name: str, rows: int, seed: int) -> synthetic.GeneratedIncidents:
+        data = synthetic.generate_incidents(rows, seed)
+        path = synthetic.write_export_csv(data, self.lake.incoming / name)
+        record_generated(self.lake, sha256_file(path), {"file": name, "rows": rows, "seed": seed})
+        return data
+
+
+@pytest.fixture
+def pipeline(defs, instance, lake) -> Pipeline:
+    return Pipeline(defs, instance, lake)
+
+
+def lake_snapshot(lake: LakeLayout) -> dict[str, bytes]:
+    """Every file under the lake except the incoming folder, with its bytes."""
+    return {
+        str(p.relative_to(lake.root)): p.read_bytes()
+        for p in sorted(lake.root.rglob("*"))
+        if p.is_file() and lake.incoming not in p.parents
+    }
