@@ -41,6 +41,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_pipeline(force=args.force, echo=print)
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from crime_pipeline.lib.artifacts import ArtifactError
+    from crime_pipeline.lib.atomic import write_text
+    from crime_pipeline.lib.lake import LakeLayout
+    from crime_pipeline.lib.reading import UnreadableFileError
+    from crime_pipeline.lib.scoring import score_csv
+
+    layout = LakeLayout(Path(default_lake_root()))
+    try:
+        scored = score_csv(Path(args.input), args.model, layout.models)
+    except (ArtifactError, UnreadableFileError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    write_text(args.out, scored.predictions.to_csv(index=False))
+    print(f"scored {len(scored.predictions)} incidents with the {args.model} model -> {args.out}")
+    if len(scored.rejected):
+        print(f"{len(scored.rejected)} rows failed validation and were not scored:", file=sys.stderr)
+        for line, rules in scored.rejected.head(20).itertuples(index=False):
+            print(f"  line {line}: {rules}", file=sys.stderr)
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     home = _dagster_home()
     print(f"DAGSTER_HOME={home}; opening the UI on http://127.0.0.1:{args.port}")
@@ -62,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="materialize everything missing or stale, for every incoming file")
     run.add_argument("--force", action="store_true", help="rebuild everything below ingestion")
     run.set_defaults(func=cmd_run)
+    predict = sub.add_parser("predict", help="score a CSV export with a saved model")
+    predict.add_argument("--model", choices=["baseline", "mlp", "gbdt"], required=True)
+    predict.add_argument("--input", required=True, help="CSV in any accepted layout")
+    predict.add_argument("--out", required=True, help="CSV to write: one probability column per class")
+    predict.set_defaults(func=cmd_predict)
     ui = sub.add_parser("ui", help="start `dagster dev` on 127.0.0.1 with the project's DAGSTER_HOME")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)

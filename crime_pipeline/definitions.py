@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import dagster as dg
 
-from crime_pipeline.defs import ingestion, validation
-from crime_pipeline.resources import LakeResource, default_lake_root
+from crime_pipeline.defs import features, ingestion, models, validation
+from crime_pipeline.resources import LakeResource, TorchDeviceResource, default_lake_root
 
 
 def build_definitions(lake_root: str | None = None) -> dg.Definitions:
     """Build the project's Definitions; `lake_root` overrides the lake (tests use a temp folder)."""
     return dg.Definitions(
-        assets=[ingestion.raw_incidents, validation.validate_file, validation.incidents],
-        resources={"lake": LakeResource(root=lake_root or default_lake_root())},
+        assets=[
+            ingestion.raw_incidents, validation.validate_file, validation.incidents,
+            features.incident_features, features.dataset_splits,
+            models.baseline_model, models.mlp_model, models.gbdt_model,
+        ],
+        resources={
+            "lake": LakeResource(root=lake_root or default_lake_root()),
+            "torch_device": TorchDeviceResource(device=dg.EnvVar("CRIME_PIPELINE_DEVICE").get_value("auto")),
+        },
     )
 
 

@@ -28,3 +28,14 @@ class LakeResource(dg.ConfigurableResource):
     @property
     def layout(self) -> LakeLayout:
         return LakeLayout(Path(self.root)).ensure()
+
+
+class TorchDeviceResource(dg.ConfigurableResource):
+    """Where PyTorch trains: 'auto' picks CUDA when a GPU is present, else the CPU."""
+
+    device: str = "auto"
+
+    def resolve(self) -> str:
+        from crime_pipeline.lib.mlp import select_device
+
+        return select_device(self.device)

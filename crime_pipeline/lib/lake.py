@@ -60,8 +60,9 @@ class LakeLayout:
     def lake_file(self, name: str) -> Path:
         return self.root / "lake" / name
 
-    def model_file(self, name: str) -> Path:
-        return self.root / "models" / name
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
 
     def report_file(self, name: str) -> Path:
         return self.root / "reports" / name

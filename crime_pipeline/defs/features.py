@@ -1,0 +1,158 @@
+"""Features: the leak-proof time-and-place table and the train / validation / test splits."""
+
+import hashlib
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+
+from crime_pipeline.defs.metadata import table_metadata
+from crime_pipeline.lib.atomic import read_parquet, write_json, write_parquet
+from crime_pipeline.lib.columns import CLASSES
+from crime_pipeline.lib.features import FEATURE_COLUMNS, FEATURE_LINEAGE, ID_COLUMNS, MODEL_FEATURES, build_feature_table, label_map
+from crime_pipeline.lib.leakage import leakage_scores
+from crime_pipeline.lib.splits import SPLITS, fit_minmax, random_split, temporal_split
+from crime_pipeline.resources import LakeResource
+
+NOT_FEATURES = (*ID_COLUMNS, "label", "label_id")
+
+
+def file_version(path) -> str:
+    """A short content hash naming the exact data a downstream artifact was built from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+@dg.asset(
+    deps=["incidents"],
+    group_name="features",
+    kinds={"pandas", "parquet"},
+    code_version="1",
+    check_specs=[
+        dg.AssetCheckSpec("no_label_leakage", asset="incident_features", blocking=True,
+                          description="Every feature is on the allow-list, and none predicts the label "
+                          "almost perfectly on its own (mutual information / purity)."),
+    ],
+)
+def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
+    """Time-and-place features for every incident, with the label, from an allow-list only.
+
+    Latitude, longitude and the incident datetime feed hour, weekday, month, cyclical encodings,
+    distance to downtown, a grid cell and holiday / default-time flags. The label is the parent
+    incident type over the 9 canonical classes; `label_map.json` beside the table fixes the class
+    ids. The table is promoted (written where models read it) only if the leakage check passes.
+    """
+    layout = lake.layout
+    incidents_path = layout.table("incidents")
+    table = build_feature_table(read_parquet(incidents_path))
+    features = [c for c in table.columns if c not in NOT_FEATURES]
+    not_allowed = sorted(set(features) - set(FEATURE_COLUMNS))
+    scores = leakage_scores(table[features], table["label"])
+    leaky = sorted(scores.index[scores["leaky"]])
+    passed = not not_allowed and not leaky
+    target = layout.table("incident_features") if passed else layout.table("incident_features.rejected")
+    path = write_parquet(target, table)
+    write_json(layout.lake_file("label_map.json"), label_map())
+    if not passed:
+        context.log.error(f"leakage check failed: not allowed {not_allowed}, leaky {leaky}; table not promoted")
+    version = file_version(incidents_path)
+    yield dg.MaterializeResult(
+        metadata={
+            **table_metadata(table, path),
+            "data_version": version,
+            "features": ", ".join(features),
+            "classes": ", ".join(CLASSES),
+            "dagster/column_lineage": dg.TableColumnLineage(
+                deps_by_column={
+                    col: [dg.TableColumnDep(asset_key=dg.AssetKey("incidents"), column_name=src)
+                          for src in FEATURE_LINEAGE.get(col, ())]
+                    for col in table.columns if col in FEATURE_LINEAGE
+                } | {
+                    "label": [dg.TableColumnDep(asset_key=dg.AssetKey("incidents"), column_name="label")],
+                    "case_number": [dg.TableColumnDep(asset_key=dg.AssetKey("incidents"), column_name="case_number")],
+                }
+            ),
+        },
+        data_version=dg.DataVersion(version),
+    )
+    yield dg.AssetCheckResult(
+        check_name="no_label_leakage",
+        passed=passed,
+        metadata={
+            "not_on_allow_list": ", ".join(not_allowed) or "none",
+            "leaky_columns": ", ".join(leaky) or "none",
+            "max_mi_ratio": float(scores["mi_ratio"].max()),
+            "scores": dg.MetadataValue.md(scores.round(4).to_markdown()),
+        },
+    )
+
+
+class SplitConfig(dg.Config):
+    """How to split: temporal by default; a stratified random split reproduces the seed project's setup."""
+
+    strategy: Literal["temporal", "random"] = "temporal"
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 0
+
+
+@dg.asset(
+    deps=[incident_features],
+    group_name="features",
+    kinds={"pandas", "parquet"},
+    code_version="1",
+)
+def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake: LakeResource) -> dg.MaterializeResult:
+    """Train / validation / test parts of the feature table, and a MinMax scaler fitted on train only.
+
+    Temporal by default: the oldest incidents train, the next period validates, the most recent
+    test, so models are judged on a future they never saw. One row per case number, so no case
+    is split across parts. The scaler's min/max come from the training rows alone.
+    """
+    layout = lake.layout
+    features_path = layout.table("incident_features")
+    table = read_parquet(features_path)
+    if not 0 < config.validation_fraction < 1 or not 0 < config.test_fraction < 1 or \
+            config.validation_fraction + config.test_fraction >= 0.9:
+        raise dg.Failure(description="validation_fraction and test_fraction must be in (0, 1) and leave a training part")
+    if config.strategy == "temporal":
+        split = temporal_split(table, config.validation_fraction, config.test_fraction)
+    else:
+        split = random_split(table, config.validation_fraction, config.test_fraction, config.seed)
+    table["split"] = split.to_numpy()
+    scaler = fit_minmax(table[table["split"] == "train"], MODEL_FEATURES)
+    path = write_parquet(layout.table("dataset_splits"), table)
+    summary = {
+        "strategy": config.strategy,
+        "validation_fraction": config.validation_fraction,
+        "test_fraction": config.test_fraction,
+        "seed": config.seed,
+        "features": list(MODEL_FEATURES),
+        "classes": list(CLASSES),
+        "scaler": scaler,
+        "data_version": file_version(features_path),
+        "parts": {
+            part: {
+                "rows": int((table["split"] == part).sum()),
+                "from": str(table.loc[table["split"] == part, "incident_datetime"].min()),
+                "to": str(table.loc[table["split"] == part, "incident_datetime"].max()),
+            }
+            for part in SPLITS
+        },
+    }
+    write_json(layout.lake_file("dataset_splits.json"), summary)
+    for part, info in summary["parts"].items():
+        context.log.info(f"{part}: {info['rows']} rows, {info['from']} .. {info['to']}")
+    counts = pd.crosstab(table["label"], table["split"]).reindex(index=list(CLASSES), columns=list(SPLITS)).fillna(0)
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(table, path),
+            "strategy": config.strategy,
+            **{f"rows/{p}": i["rows"] for p, i in summary["parts"].items()},
+            "parts": dg.MetadataValue.json(summary["parts"]),
+            "class_counts": dg.MetadataValue.md(counts.astype(int).to_markdown()),
+        }
+    )

@@ -1,0 +1,94 @@
+"""Leak-proof features from time and place only.
+
+Features are computed from an allow-list of three source fields: latitude, longitude and the
+incident datetime. Everything recorded with or after the report (`Incident Type Primary`,
+`Incident Description`, case numbers, `Created At`, `updated_at`, clearance) never reaches a model:
+the first two are the label in disguise, the rest describe the report, not the incident.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.holiday import USFederalHolidayCalendar
+
+from crime_pipeline.lib.columns import CLASSES
+
+SOURCE_COLUMNS: tuple[str, ...] = ("latitude", "longitude", "incident_datetime")
+DOWNTOWN = (42.8864, -78.8784)  # Niagara Square, Buffalo City Hall
+KM_PER_DEG_LAT = 111.0
+KM_PER_DEG_LON = 111.0 * np.cos(np.radians(DOWNTOWN[0]))
+GRID_SIZE_DEG = 0.01  # about 1.1 km x 0.8 km cells
+
+# Every feature column and the source fields it is computed from (the column lineage).
+FEATURE_LINEAGE: dict[str, tuple[str, ...]] = {
+    "latitude": ("latitude",),
+    "longitude": ("longitude",),
+    "dist_downtown_km": ("latitude", "longitude"),
+    "grid_cell": ("latitude", "longitude"),
+    "hour": ("incident_datetime",),
+    "hour_sin": ("incident_datetime",),
+    "hour_cos": ("incident_datetime",),
+    "weekday": ("incident_datetime",),
+    "weekday_sin": ("incident_datetime",),
+    "weekday_cos": ("incident_datetime",),
+    "is_weekend": ("incident_datetime",),
+    "is_holiday": ("incident_datetime",),
+    "month": ("incident_datetime",),
+    "month_sin": ("incident_datetime",),
+    "month_cos": ("incident_datetime",),
+    "day_of_month": ("incident_datetime",),
+    "year": ("incident_datetime",),
+    "time_defaulted_noon": ("incident_datetime",),
+    "is_first_of_month": ("incident_datetime",),
+}
+FEATURE_COLUMNS: tuple[str, ...] = tuple(FEATURE_LINEAGE)
+# What models see by default. `year` stays out: under a temporal split every test year is unseen,
+# so a model could only extrapolate it. `grid_cell` is an id, kept for maps and analysis.
+MODEL_FEATURES: tuple[str, ...] = tuple(c for c in FEATURE_COLUMNS if c not in ("year", "grid_cell"))
+ID_COLUMNS: tuple[str, ...] = ("case_number", "incident_datetime")
+
+
+def label_map() -> dict[str, int]:
+    """The stable class -> index map saved beside the feature table."""
+    return {name: i for i, name in enumerate(CLASSES)}
+
+
+def _cyclic(values: pd.Series, period: int) -> tuple[np.ndarray, np.ndarray]:
+    angle = 2 * np.pi * values.to_numpy(dtype=float) / period
+    return np.sin(angle), np.cos(angle)
+
+
+def time_place_features(latitude: pd.Series, longitude: pd.Series, when: pd.Series) -> pd.DataFrame:
+    """The feature columns (in `FEATURE_COLUMNS` order) from the three allowed source fields."""
+    when = pd.to_datetime(when)
+    lat = latitude.to_numpy(dtype=float)
+    lon = longitude.to_numpy(dtype=float)
+    out = pd.DataFrame(index=latitude.index)
+    out["latitude"], out["longitude"] = lat, lon
+    out["dist_downtown_km"] = np.hypot((lat - DOWNTOWN[0]) * KM_PER_DEG_LAT, (lon - DOWNTOWN[1]) * KM_PER_DEG_LON)
+    out["grid_cell"] = (np.floor((lat - 42.8) / GRID_SIZE_DEG) * 100 + np.floor((lon + 79.0) / GRID_SIZE_DEG)).astype(int)
+    out["hour"] = when.dt.hour.astype(int)
+    out["hour_sin"], out["hour_cos"] = _cyclic(out["hour"], 24)
+    out["weekday"] = when.dt.day_of_week.astype(int)
+    out["weekday_sin"], out["weekday_cos"] = _cyclic(out["weekday"], 7)
+    out["is_weekend"] = (out["weekday"] >= 5).astype(int)
+    days = when.dt.normalize()
+    holidays = USFederalHolidayCalendar().holidays(days.min(), days.max()) if len(days) else []
+    out["is_holiday"] = days.isin(holidays).astype(int)
+    out["month"] = when.dt.month.astype(int)
+    out["month_sin"], out["month_cos"] = _cyclic(out["month"] - 1, 12)
+    out["day_of_month"] = when.dt.day.astype(int)
+    out["year"] = when.dt.year.astype(int)
+    out["time_defaulted_noon"] = ((when.dt.hour == 12) & (when.dt.minute == 0) & (when.dt.second == 0)).astype(int)
+    out["is_first_of_month"] = (when.dt.day == 1).astype(int)
+    return out[list(FEATURE_COLUMNS)]
+
+
+def build_feature_table(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Ids, features and label for every incident; only `SOURCE_COLUMNS` feed the features."""
+    features = time_place_features(incidents["latitude"], incidents["longitude"], incidents["incident_datetime"])
+    table = pd.concat([incidents[list(ID_COLUMNS)].reset_index(drop=True), features.reset_index(drop=True)], axis=1)
+    table["label"] = incidents["label"].to_numpy()
+    table["label_id"] = table["label"].map(label_map()).astype(int)
+    return table

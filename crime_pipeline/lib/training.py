@@ -1,0 +1,43 @@
+"""Model matrices from the split table, and the scikit-learn models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+
+from crime_pipeline.lib.splits import apply_minmax
+
+
+@dataclass(frozen=True)
+class Matrices:
+    """Scaled features and label ids of one split."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+def matrices(splits: pd.DataFrame, scaler: dict[str, list[float]], part: str) -> Matrices:
+    rows = splits[splits["split"] == part]
+    return Matrices(apply_minmax(rows, scaler), np.array(rows["label_id"], dtype=np.int64))  # writable copy
+
+
+def train_logistic_regression(data: Matrices, class_weighted: bool, c: float = 1.0, max_iter: int = 500, seed: int = 0) -> LogisticRegression:
+    """Multinomial logistic regression with lbfgs, optionally with balanced class weights."""
+    model = LogisticRegression(solver="lbfgs", C=c, max_iter=max_iter, random_state=seed,
+                               class_weight="balanced" if class_weighted else None)
+    return model.fit(data.x, data.y)
+
+
+def train_gbdt(data: Matrices, class_weighted: bool, max_iter: int = 150, learning_rate: float = 0.1,
+               max_leaf_nodes: int = 31, seed: int = 0) -> HistGradientBoostingClassifier:
+    """Histogram gradient-boosted trees with early stopping on an internal 10% hold-out."""
+    model = HistGradientBoostingClassifier(
+        max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes, early_stopping=True,
+        validation_fraction=0.1, n_iter_no_change=10, random_state=seed,
+        class_weight="balanced" if class_weighted else None,
+    )
+    return model.fit(data.x, data.y)

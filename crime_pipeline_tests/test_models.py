@@ -1,0 +1,164 @@
+"""Models: they learn, their artifacts load safely and score exactly as in memory, the device is chosen well."""
+
+from __future__ import annotations
+
+import json
+import pickle  # only to forge a malicious artifact for the safety test
+import shutil
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from crime_pipeline.cli import main as cli_main
+from crime_pipeline.lib.artifacts import ArtifactError, load_model, predict_proba, save_model
+from crime_pipeline.lib.atomic import read_parquet
+from crime_pipeline.lib.mlp import CrimeMLP, MLPSettings, select_device, train_mlp
+from crime_pipeline.lib.scoring import probability_column
+from crime_pipeline.lib.training import matrices
+from crime_pipeline.resources import TorchDeviceResource
+
+KINDS = ("baseline", "mlp", "gbdt")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The whole pipeline on 20,000 generated rows, run once for this module."""
+    from crime_pipeline.definitions import build_definitions
+    from crime_pipeline.lib.lake import LakeLayout
+    from crime_pipeline_tests.conftest import Pipeline
+
+    lake = LakeLayout(tmp_path_factory.mktemp("models") / "lake").ensure()
+    with dg.instance_for_test() as instance:
+        pipe = Pipeline(build_definitions(str(lake.root)), instance, lake)
+        pipe.generate("gen.csv", rows=20_000, seed=8)
+        assert pipe.run() == 0, pipe.output
+    splits = read_parquet(lake.table("dataset_splits"))
+    info = json.loads(lake.lake_file("dataset_splits.json").read_text())
+    return lake, splits, info
+
+
+def test_every_model_beats_the_majority_class(trained):
+    lake, splits, info = trained
+    test = matrices(splits, info["scaler"], "test")
+    train_y = splits.loc[splits["split"] == "train", "label_id"].to_numpy()
+    majority = np.bincount(train_y).argmax()
+    majority_accuracy = (test.y == majority).mean()
+    prior = np.bincount(train_y, minlength=9) / len(train_y)
+    prior_loss = -np.log(np.clip(prior[test.y], 1e-12, 1)).mean()
+    for kind in KINDS:
+        model, meta = load_model(lake.models, kind)
+        proba = predict_proba(kind, model, test.x, 9)
+        accuracy = (proba.argmax(1) == test.y).mean()
+        loss = -np.log(np.clip(proba[np.arange(len(test.y)), test.y], 1e-12, 1)).mean()
+        assert accuracy > majority_accuracy + 0.01, (kind, accuracy, majority_accuracy)
+        assert loss < prior_loss, (kind, loss, prior_loss)
+        assert meta["features"] == info["features"] and meta["scaler"] == info["scaler"]
+        assert meta["data_version"] == info["data_version"]
+
+
+def test_mlp_history_and_architecture(trained):
+    lake, _, _ = trained
+    model, meta = load_model(lake.models, "mlp")
+    assert [m.out_features for m in model.net if isinstance(m, torch.nn.Linear)] == [128, 64, 32, 9]
+    assert [m.p for m in model.net if isinstance(m, torch.nn.Dropout)] == [0.3, 0.3]
+    history = meta["history"]
+    assert 1 <= len(history) <= 15
+    assert {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(history[0])
+    assert meta["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_predict_command_matches_the_in_memory_model(trained, tmp_path, monkeypatch, kind):
+    lake, splits, info = trained
+    source = tmp_path / "to_score.csv"
+    shutil.copy(next(lake.incoming.iterdir()), source)
+    out = tmp_path / "scored.csv"
+    monkeypatch.setenv("CRIME_PIPELINE_LAKE", str(lake.root))
+    assert cli_main(["predict", "--model", kind, "--input", str(source), "--out", str(out)]) == 0
+    scored = pd.read_csv(out, dtype={"case_number": str})
+    # In memory: the same rows' features straight from the split table, through the loaded model.
+    model, meta = load_model(lake.models, kind)
+    rows = splits.set_index("case_number").loc[scored["case_number"]]
+    from crime_pipeline.lib.splits import apply_minmax
+
+    expected = predict_proba(kind, model, apply_minmax(rows, meta["scaler"]), 9)
+    got = scored[[probability_column(c) for c in meta["classes"]]].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    assert len(scored) > 0.9 * len(splits)  # superseded duplicates score too; quarantined rows do not
+
+
+def test_saved_artifacts_round_trip_exactly(tmp_path, trained):
+    lake, splits, info = trained
+    x = matrices(splits, info["scaler"], "test").x
+    for kind in KINDS:
+        model, meta = load_model(lake.models, kind)
+        save_model(tmp_path, kind, model, {k: v for k, v in meta.items() if k not in ("weights_file", "weights_sha256")})
+        again, _ = load_model(tmp_path, kind)
+        np.testing.assert_array_equal(predict_proba(kind, again, x, 9), predict_proba(kind, model, x, 9))
+    assert not list(tmp_path.glob("*.pkl")) and not list(tmp_path.glob("*.pickle"))
+
+
+def test_altered_weights_are_refused(tmp_path, trained):
+    lake, _, _ = trained
+    shutil.copytree(lake.models, tmp_path / "models")
+    meta = json.loads((tmp_path / "models" / "gbdt.json").read_text())
+    weights = tmp_path / "models" / meta["weights_file"]
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="altered"):
+        load_model(tmp_path / "models", "gbdt")
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED_MARKER",))
+
+
+def test_a_code_executing_artifact_is_refused_even_with_a_matching_hash(tmp_path, trained, monkeypatch):
+    lake, _, _ = trained
+    folder = tmp_path / "models"
+    shutil.copytree(lake.models, folder)
+    monkeypatch.chdir(tmp_path)
+    import hashlib
+
+    for kind in ("mlp", "gbdt"):
+        meta_path = folder / f"{kind}.json"
+        meta = json.loads(meta_path.read_text())
+        payload = pickle.dumps({"net.0.weight": _Exploit()})
+        (folder / meta["weights_file"]).write_bytes(payload)
+        meta["weights_sha256"] = hashlib.sha256(payload).hexdigest()  # a forger fixes the hash too
+        meta_path.write_text(json.dumps(meta))
+        with pytest.raises(ArtifactError, match="could not be loaded safely"):
+            load_model(folder, kind)
+    assert not (tmp_path / "PWNED_MARKER").exists()
+
+
+def test_device_selection():
+    assert select_device("auto", cuda_available=False) == "cpu"
+    assert select_device("auto", cuda_available=True) == "cuda"
+    assert select_device("cuda:1", cuda_available=True) == "cuda:1"
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        select_device("cuda", cuda_available=False)
+    with pytest.raises(ValueError, match="unknown device"):
+        select_device("tpu", cuda_available=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert TorchDeviceResource(device="auto").resolve() == expected
+
+
+def test_mlp_training_is_deterministic_on_the_cpu():
+    rng = np.random.default_rng(0)
+    x = rng.random((3000, 6), dtype=np.float32)
+    y = (x[:, 0] * 3).astype(np.int64)
+    settings = MLPSettings(epochs=3, batch_size=256, seed=5)
+    first, h1 = train_mlp(x[:2000], y[:2000], x[2000:], y[2000:], 3, settings, "cpu", log=lambda m: None)
+    second, h2 = train_mlp(x[:2000], y[:2000], x[2000:], y[2000:], 3, settings, "cpu", log=lambda m: None)
+    assert h1 == [dict(h, seconds=a["seconds"]) for h, a in zip(h2, h1)]
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    assert isinstance(first, CrimeMLP)
