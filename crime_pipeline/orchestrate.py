@@ -71,8 +71,12 @@ def run_pipeline(
     instance: dg.DagsterInstance | None = None,
     force: bool = False,
     echo: Callable[[str], None] = print,
+    downstream: list[str] | None = None,
 ) -> int:
-    """Ingest and validate every new incoming file, then rebuild what depends on them. 0 = success."""
+    """Ingest and validate every new incoming file, then rebuild what depends on them. 0 = success.
+
+    `downstream` limits the rebuild to the named assets (default: every unpartitioned asset).
+    """
     from crime_pipeline.definitions import build_definitions
 
     defs = defs or build_definitions()
@@ -101,6 +105,8 @@ def run_pipeline(
             return 1
 
     keys = downstream_keys(defs)
+    if downstream is not None:
+        keys = [k for k in keys if k.to_user_string() in downstream]
     missing = [k for k in keys if instance.get_latest_materialization_event(k) is None]
     if new or missing or force:
         echo(f"rebuilding {len(keys)} downstream assets: {', '.join(k.to_user_string() for k in keys)}")

@@ -37,13 +37,14 @@ def instance():
 class Pipeline:
     """Runs `crime-pipeline run`'s logic against a temporary lake and instance, keeping its output."""
 
-    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, lake: LakeLayout):
-        self.defs, self.instance, self.lake = defs, instance, lake
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, lake: LakeLayout,
+                 downstream: list[str] | None = None):
+        self.defs, self.instance, self.lake, self.downstream = defs, instance, lake, downstream
         self.output: list[str] = []
 
     def run(self) -> int:
         self.output.clear()
-        return run_pipeline(self.defs, self.instance, echo=self.output.append)
+        return run_pipeline(self.defs, self.instance, echo=self.output.append, downstream=self.downstream)
 
     def drop(self, name: str, data: bytes | Path) -> Path:
         target = self.lake.incoming / name
@@ -59,7 +60,8 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(defs, instance, lake) -> Pipeline:
-    return Pipeline(defs, instance, lake)
+    """Ingestion through the merged incidents table (training is tested in its own module)."""
+    return Pipeline(defs, instance, lake, downstream=["incidents"])
 
 
 def lake_snapshot(lake: LakeLayout) -> dict[str, bytes]:
