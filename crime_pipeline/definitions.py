@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from crime_pipeline.defs import features, ingestion, models, validation
+from crime_pipeline.defs import features, ingestion, models, reports, validation
 from crime_pipeline.resources import LakeResource, TorchDeviceResource, default_lake_root
 
 
@@ -15,6 +15,7 @@ def build_definitions(lake_root: str | None = None) -> dg.Definitions:
             ingestion.raw_incidents, validation.validate_file, validation.incidents,
             features.incident_features, features.dataset_splits,
             models.baseline_model, models.mlp_model, models.gbdt_model,
+            reports.model_evaluation, reports.figures, reports.crime_report,
         ],
         resources={
             "lake": LakeResource(root=lake_root or default_lake_root()),

@@ -119,4 +119,9 @@ def run_pipeline(
     else:
         echo("everything is up to date")
     echo(f"done in {time.perf_counter() - started:.1f}s; lake: {layout.root}")
+    from crime_pipeline.defs.reports import headline
+
+    summary = headline(layout)
+    if summary:
+        echo(summary)
     return 0

@@ -71,3 +71,20 @@ def lake_snapshot(lake: LakeLayout) -> dict[str, bytes]:
         for p in sorted(lake.root.rglob("*"))
         if p.is_file() and lake.incoming not in p.parents
     }
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """The whole pipeline (through the report) on 20,000 generated rows, run once per test session."""
+    import json
+
+    from crime_pipeline.lib.atomic import read_parquet
+
+    lake = LakeLayout(tmp_path_factory.mktemp("trained") / "lake").ensure()
+    with dg.instance_for_test() as instance:
+        pipe = Pipeline(build_definitions(str(lake.root)), instance, lake)
+        pipe.generate("gen.csv", rows=20_000, seed=8)
+        assert pipe.run() == 0, pipe.output
+    splits = read_parquet(lake.table("dataset_splits"))
+    info = json.loads(lake.lake_file("dataset_splits.json").read_text())
+    return lake, splits, info

@@ -23,6 +23,8 @@ def test_generate_then_run_builds_the_lake_and_records_runs(cli_env, capsys):
     assert main(["run"]) == 0
     out = capsys.readouterr().out
     assert "ingesting buffalo_synthetic_3000_seed4.csv" in out
+    assert f"report: {cli_env / 'lake' / 'reports' / 'report.html'}" in out
+    assert "Bayes" in out and "gbdt" in out  # headline numbers, with the limit beside them
     quality = json.loads((cli_env / "lake" / "reports" / "data_quality.json").read_text())
     assert quality["totals"]["rows_read"] == 3000 and quality["reconciles"]
     assert any((cli_env / "home").rglob("*.db"))  # runs went to the persistent instance

@@ -6,7 +6,6 @@ import json
 import pickle  # only to forge a malicious artifact for the safety test
 import shutil
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,23 +20,6 @@ from crime_pipeline.lib.training import matrices
 from crime_pipeline.resources import TorchDeviceResource
 
 KINDS = ("baseline", "mlp", "gbdt")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """The whole pipeline on 20,000 generated rows, run once for this module."""
-    from crime_pipeline.definitions import build_definitions
-    from crime_pipeline.lib.lake import LakeLayout
-    from crime_pipeline_tests.conftest import Pipeline
-
-    lake = LakeLayout(tmp_path_factory.mktemp("models") / "lake").ensure()
-    with dg.instance_for_test() as instance:
-        pipe = Pipeline(build_definitions(str(lake.root)), instance, lake)
-        pipe.generate("gen.csv", rows=20_000, seed=8)
-        assert pipe.run() == 0, pipe.output
-    splits = read_parquet(lake.table("dataset_splits"))
-    info = json.loads(lake.lake_file("dataset_splits.json").read_text())
-    return lake, splits, info
 
 
 def test_every_model_beats_the_majority_class(trained):

@@ -10,7 +10,7 @@ from crime_pipeline.defs.metadata import table_metadata
 from crime_pipeline.lib.atomic import read_parquet, write_json, write_parquet
 from crime_pipeline.lib.columns import CLASSES
 from crime_pipeline.lib.features import FEATURE_COLUMNS, FEATURE_LINEAGE, ID_COLUMNS, MODEL_FEATURES, build_feature_table, label_map
-from crime_pipeline.lib.leakage import leakage_scores
+from crime_pipeline.lib.leakage import MI_RATIO_LIMIT, PURITY_LIMIT, leakage_scores
 from crime_pipeline.lib.splits import SPLITS, fit_minmax, random_split, temporal_split
 from crime_pipeline.resources import LakeResource
 
@@ -56,6 +56,11 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
     target = layout.table("incident_features") if passed else layout.table("incident_features.rejected")
     path = write_parquet(target, table)
     write_json(layout.lake_file("label_map.json"), label_map())
+    write_json(layout.lake_file("leakage_check.json"), {
+        "passed": passed, "not_on_allow_list": not_allowed, "leaky": leaky,
+        "mi_ratio_limit": MI_RATIO_LIMIT, "purity_limit": PURITY_LIMIT,
+        "scores": scores.to_dict(orient="index"),
+    })
     if not passed:
         context.log.error(f"leakage check failed: not allowed {not_allowed}, leaky {leaky}; table not promoted")
     version = file_version(incidents_path)

@@ -1,0 +1,54 @@
+"""The evaluation document: every model and baseline on the test split, and the Bayes limit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crime_pipeline.lib.metrics import baseline_probabilities, beats_bayes_by_more_than_noise, classification_metrics
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "top3_accuracy", "ece")
+
+
+def evaluate(
+    y_test: np.ndarray, y_train: np.ndarray, model_proba: dict[str, np.ndarray], classes: list[str],
+    split: str, bayes_proba: np.ndarray | None = None,
+) -> dict:
+    """Build evaluation.json: models, the majority and prior baselines, and (on generated data) Bayes."""
+    n_classes = len(classes)
+    doc = {
+        "split": split,
+        "n_test": int(len(y_test)),
+        "classes": list(classes),
+        "models": {k: classification_metrics(y_test, p, classes) for k, p in model_proba.items()},
+        "baselines": {
+            name: classification_metrics(y_test, p, classes, probabilistic=name != "majority")
+            for name, p in baseline_probabilities(y_train, len(y_test), n_classes).items()
+        },
+        "bayes": None,
+    }
+    if bayes_proba is not None:
+        bayes = classification_metrics(y_test, bayes_proba, classes)
+        bayes["gap"] = {
+            kind: {
+                "accuracy": bayes["accuracy"] - m["accuracy"],
+                "log_loss": m["log_loss"] - bayes["log_loss"],
+                **{"test": beats_bayes_by_more_than_noise(y_test, model_proba[kind], bayes_proba)},
+            }
+            for kind, m in doc["models"].items()
+        }
+        doc["bayes"] = bayes
+    return doc
+
+
+def markdown_table(doc: dict) -> str:
+    """Models, baselines and the Bayes limit side by side, for the UI and the report."""
+    rows = [(f"model: {k}", m) for k, m in doc["models"].items()]
+    rows += [(f"baseline: {k}", m) for k, m in doc["baselines"].items()]
+    if doc["bayes"]:
+        rows.append(("Bayes limit (true posterior)", doc["bayes"]))
+    head = "| | " + " | ".join(HEADLINE) + " |\n|---|" + "---|" * len(HEADLINE) + "\n"
+    body = "".join(
+        f"| {name} | " + " | ".join("n/a" if m[k] is None else f"{m[k]:.4f}" for k in HEADLINE) + " |\n"
+        for name, m in rows
+    )
+    return head + body
