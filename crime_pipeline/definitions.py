@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from crime_pipeline.defs import features, ingestion, models, reports, validation
-from crime_pipeline.resources import LakeResource, TorchDeviceResource, default_lake_root
+from crime_pipeline.defs import features, ingestion, models, open_data, reports, sensors, validation
+from crime_pipeline.resources import LakeResource, OpenDataResource, TorchDeviceResource, default_lake_root
 
 
 def build_definitions(lake_root: str | None = None) -> dg.Definitions:
@@ -20,7 +20,15 @@ def build_definitions(lake_root: str | None = None) -> dg.Definitions:
         resources={
             "lake": LakeResource(root=lake_root or default_lake_root()),
             "torch_device": TorchDeviceResource(device=dg.EnvVar("CRIME_PIPELINE_DEVICE").get_value("auto")),
+            "open_data": OpenDataResource(
+                base_url=dg.EnvVar("CRIME_PIPELINE_SODA_URL").get_value("https://data.buffalony.gov"),
+                dataset_id=dg.EnvVar("CRIME_PIPELINE_SODA_DATASET").get_value("d6g9-xbgu"),
+                app_token=dg.EnvVar("CRIME_PIPELINE_SODA_APP_TOKEN").get_value(None),
+            ),
         },
+        jobs=[sensors.ingest_file_job, open_data.open_data_pull_job],
+        sensors=[sensors.incoming_file_sensor, sensors.refresh_downstream],
+        schedules=[open_data.open_data_schedule],
     )
 
 

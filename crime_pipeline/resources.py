@@ -39,3 +39,20 @@ class TorchDeviceResource(dg.ConfigurableResource):
         from crime_pipeline.lib.mlp import select_device
 
         return select_device(self.device)
+
+
+class OpenDataResource(dg.ConfigurableResource):
+    """A Socrata-compatible open-data portal (Buffalo's by default)."""
+
+    base_url: str = "https://data.buffalony.gov"
+    dataset_id: str = "d6g9-xbgu"
+    app_token: str | None = None
+    page_size: int = 50_000
+    max_retries: int = 4
+    backoff_seconds: float = 1.0
+
+    def settings(self):
+        from crime_pipeline.lib.soda import SodaSettings
+
+        return SodaSettings(self.base_url, self.dataset_id, self.app_token or None, self.page_size,
+                            self.max_retries, self.backoff_seconds)

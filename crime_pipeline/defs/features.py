@@ -6,7 +6,8 @@ from typing import Literal
 import dagster as dg
 import pandas as pd
 
-from crime_pipeline.defs.metadata import table_metadata
+from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
+from crime_pipeline.defs.metadata import column_lineage, table_metadata
 from crime_pipeline.lib.atomic import read_parquet, write_json, write_parquet
 from crime_pipeline.lib.columns import CLASSES
 from crime_pipeline.lib.features import FEATURE_COLUMNS, FEATURE_LINEAGE, ID_COLUMNS, MODEL_FEATURES, build_feature_table, label_map
@@ -30,7 +31,7 @@ def file_version(path) -> str:
     deps=["incidents"],
     group_name="features",
     kinds={"pandas", "parquet"},
-    code_version="1",
+    code_version="1", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
     check_specs=[
         dg.AssetCheckSpec("no_label_leakage", asset="incident_features", blocking=True,
                           description="Every feature is on the allow-list, and none predicts the label "
@@ -70,15 +71,10 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
             "data_version": version,
             "features": ", ".join(features),
             "classes": ", ".join(CLASSES),
-            "dagster/column_lineage": dg.TableColumnLineage(
-                deps_by_column={
-                    col: [dg.TableColumnDep(asset_key=dg.AssetKey("incidents"), column_name=src)
-                          for src in FEATURE_LINEAGE.get(col, ())]
-                    for col in table.columns if col in FEATURE_LINEAGE
-                } | {
-                    "label": [dg.TableColumnDep(asset_key=dg.AssetKey("incidents"), column_name="label")],
-                    "case_number": [dg.TableColumnDep(asset_key=dg.AssetKey("incidents"), column_name="case_number")],
-                }
+            "dagster/column_lineage": column_lineage(
+                {col: [("incidents", src) for src in FEATURE_LINEAGE[col]] for col in table.columns if col in FEATURE_LINEAGE}
+                | {c: [("incidents", c)] for c in ("case_number", "incident_datetime", "label")}
+                | {"label_id": [("incidents", "label")]}
             ),
         },
         data_version=dg.DataVersion(version),
@@ -108,7 +104,7 @@ class SplitConfig(dg.Config):
     deps=[incident_features],
     group_name="features",
     kinds={"pandas", "parquet"},
-    code_version="1",
+    code_version="1", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
 )
 def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake: LakeResource) -> dg.MaterializeResult:
     """Train / validation / test parts of the feature table, and a MinMax scaler fitted on train only.

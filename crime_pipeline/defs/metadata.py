@@ -27,3 +27,18 @@ def table_metadata(frame: pd.DataFrame, path: Path) -> dict:
         "dagster/column_schema": column_schema(frame),
         "path": dg.MetadataValue.path(str(path)),
     }
+
+
+def column_lineage(deps: dict[str, list[tuple[str, str]]]) -> dg.TableColumnLineage:
+    """`dagster/column_lineage` from {column: [(upstream asset, upstream column), ...]}."""
+    return dg.TableColumnLineage(
+        deps_by_column={
+            column: [dg.TableColumnDep(asset_key=dg.AssetKey(asset), column_name=name) for asset, name in sources]
+            for column, sources in deps.items()
+        }
+    )
+
+
+def same_name_lineage(frame: pd.DataFrame, upstream: str, upstream_columns) -> dict[str, list[tuple[str, str]]]:
+    """Columns that pass through unchanged from `upstream`."""
+    return {c: [(upstream, c)] for c in frame.columns if c in set(upstream_columns)}

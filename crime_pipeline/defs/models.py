@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
+from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.lib.artifacts import predict_proba, save_model
 from crime_pipeline.lib.atomic import read_parquet
 from crime_pipeline.lib.mlp import MLPSettings, train_mlp
@@ -51,7 +52,8 @@ class LogisticRegressionConfig(dg.Config):
     max_iter: int = 500
 
 
-@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="1")
+@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="1",
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
 def baseline_model(context: dg.AssetExecutionContext, config: LogisticRegressionConfig, lake: LakeResource) -> dg.MaterializeResult:
     """Multinomial logistic regression (lbfgs) on the scaled time-and-place features: the baseline.
 
@@ -73,7 +75,8 @@ class GBDTConfig(dg.Config):
     max_leaf_nodes: int = 31
 
 
-@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="1")
+@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="1",
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
 def gbdt_model(context: dg.AssetExecutionContext, config: GBDTConfig, lake: LakeResource) -> dg.MaterializeResult:
     """HistGradientBoostingClassifier: the reference a practitioner would reach for on tabular data.
 
@@ -100,7 +103,8 @@ class MLPConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="1", pool="gpu")
+@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="1",
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu")
 def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeResource,
               torch_device: TorchDeviceResource) -> dg.MaterializeResult:
     """The seed project's MLP: 128-64-32 ReLU with dropout 0.3, softmax over the classes.

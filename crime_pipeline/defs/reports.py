@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from crime_pipeline import synthetic
+from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.models import load_splits
 from crime_pipeline.lib import plots
 from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba
@@ -35,7 +36,7 @@ def all_generated(layout: LakeLayout) -> bool:
     deps=["baseline_model", "mlp_model", "gbdt_model"],
     group_name="reports",
     kinds={"pandas", "json"},
-    code_version="1",
+    code_version="1", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
     check_specs=[
         dg.AssetCheckSpec("no_model_beats_bayes", asset="model_evaluation", blocking=True,
                           description="On generated data, no model beats the true posterior by more than "
@@ -120,7 +121,8 @@ def _confusion_caption(kind: str) -> str:
     return f"Confusion matrix, {kind}: rows are true types; mass off the diagonal is confusion (rare types drift to Theft)."
 
 
-@dg.asset(deps=["model_evaluation", "incidents"], group_name="reports", kinds={"matplotlib", "png"}, code_version="1")
+@dg.asset(deps=["model_evaluation", "incidents"], group_name="reports", kinds={"matplotlib", "png"}, code_version="1",
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
 def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """PNG figures in reports/: a normalised confusion matrix per model, the MLP training curves,
     hexbin hotspot maps by time band and by main type, the class distribution, and per-class recall
@@ -181,7 +183,7 @@ def quarantine_examples(layout: LakeLayout, limit: int = 15) -> pd.DataFrame:
 
 
 @dg.asset(deps=["figures", "model_evaluation", "incident_features", "incidents"], group_name="reports",
-          kinds={"html"}, code_version="1")
+          kinds={"html"}, code_version="1", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
 def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """One self-contained HTML report (reports/report.html): data quality, the leakage check, metrics
     with baselines and the Bayes limit, and every figure with a caption saying what to look for.

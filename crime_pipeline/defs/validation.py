@@ -4,8 +4,9 @@
 import dagster as dg
 import pandas as pd
 
+from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.ingestion import incoming_files, raw_incidents
-from crime_pipeline.defs.metadata import table_metadata
+from crime_pipeline.defs.metadata import column_lineage, same_name_lineage, table_metadata
 from crime_pipeline.lib.atomic import read_parquet, write_json, write_parquet
 from crime_pipeline.lib.lake import ingested, read_json
 from crime_pipeline.lib.quality import quality_report
@@ -21,6 +22,7 @@ from crime_pipeline.resources import LakeResource
             group_name="validation",
             kinds={"pandas", "parquet"},
             code_version="1",
+            automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
             description="Rows of one file that pass the pandera IncidentSchema, typed: datetimes, "
             "coordinates, the canonical label, and flags for soft problems (hour mismatch, noon default).",
         ),
@@ -30,6 +32,7 @@ from crime_pipeline.resources import LakeResource
             group_name="validation",
             kinds={"pandas", "parquet"},
             code_version="1",
+            automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
             description="Rows of one file that failed validation, as read, with their source line "
             "and every rule they failed. Nothing is dropped: it all lands here.",
         ),
@@ -65,9 +68,17 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
         f"{summary['file']}: {result.rows_read} read, {len(result.valid)} valid, "
         f"{len(result.quarantine)} quarantined {result.by_rule}"
     )
+    lineage = same_name_lineage(result.valid, "raw_incidents", raw.columns) | {
+        "label": [("raw_incidents", "parent_incident_type")],
+        "latitude": [("raw_incidents", "latitude"), ("raw_incidents", "location")],
+        "longitude": [("raw_incidents", "longitude"), ("raw_incidents", "location")],
+        "hour_of_day_reported": [("raw_incidents", "hour_of_day")],
+        "hour_of_day": [("raw_incidents", "incident_datetime")],
+    }
     yield dg.MaterializeResult(
         asset_key="validated_incidents",
         metadata={**table_metadata(result.valid, valid_path), "rows_read": result.rows_read,
+                  "dagster/column_lineage": column_lineage(lineage),
                   **{f"flag/{k}": v for k, v in result.flags.items()}},
     )
     yield dg.MaterializeResult(
@@ -93,6 +104,7 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
     group_name="validation",
     kinds={"pandas", "parquet"},
     code_version="1",
+    automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
     check_specs=[
         dg.AssetCheckSpec("accounting_reconciles", asset="incidents", blocking=True,
                           description="For every file: rows read = valid + quarantined + superseded."),
@@ -128,6 +140,7 @@ def incidents(context: dg.AssetExecutionContext, lake: LakeResource):
     yield dg.MaterializeResult(
         metadata={
             **table_metadata(kept, path),
+            "dagster/column_lineage": column_lineage(same_name_lineage(kept, "validated_incidents", merged.columns)),
             **{f"total/{k}": v for k, v in totals.items() if isinstance(v, int)},
             "files": len(summaries),
             "data_quality": dg.MetadataValue.json(report),

@@ -1,0 +1,74 @@
+"""Sensors: new incident files become partitions and runs; downstream assets refresh on their own."""
+
+import json
+import os
+
+import dagster as dg
+
+from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
+from crime_pipeline.lib.lake import incoming_refusal, ingested, partition_key_for
+from crime_pipeline.lib.reading import sha256_file
+from crime_pipeline.resources import LakeResource
+
+# Sensors run by default; CRIME_PIPELINE_SENSORS=stopped starts them off (to drive runs by hand or in tests).
+SENSOR_STATUS = (dg.DefaultSensorStatus.STOPPED if os.environ.get("CRIME_PIPELINE_SENSORS", "running") == "stopped"
+                 else dg.DefaultSensorStatus.RUNNING)
+
+ingest_file_job = dg.define_asset_job(
+    "ingest_file",
+    selection=dg.AssetSelection.assets("raw_incidents", "validated_incidents", "incident_quarantine"),
+    description="Ingest and validate one incoming file (one partition).",
+)
+
+
+@dg.sensor(job=ingest_file_job, minimum_interval_seconds=30, default_status=SENSOR_STATUS)
+def incoming_file_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    """Watches data_lake/raw/incoming: each new file, by content hash, becomes its own partition and run.
+
+    A file is taken once its size has stayed the same for two ticks (so half-written files wait).
+    The lake's ingestion ledger decides what is new, so the same bytes under another name, or a
+    wiped DAGSTER_HOME, never ingest twice. Symlinks, unsafe names and non-CSV files are logged and
+    left where they are, untouched.
+    """
+    layout = lake.layout
+    previous = json.loads(context.cursor) if context.cursor else {}
+    seen: dict[str, dict] = {}
+    done = ingested(layout)
+    requests, new_keys = [], []
+    for path in sorted(layout.incoming.iterdir()):
+        refusal = incoming_refusal(path)
+        if refusal:
+            context.log.warning(f"not ingesting {path.name!r}: it {refusal}; left untouched")
+            continue
+        stat = path.stat()
+        entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        before = previous.get(path.name, {})
+        if (before.get("size"), before.get("mtime_ns")) != (entry["size"], entry["mtime_ns"]):
+            context.log.info(f"{path.name}: new or still changing ({stat.st_size} bytes); waiting one tick")
+            seen[path.name] = entry
+            continue
+        entry["key"] = before.get("key") or partition_key_for(sha256_file(path))
+        seen[path.name] = entry
+        key = entry["key"]
+        if key in done:
+            continue
+        if key in new_keys:
+            context.log.info(f"{path.name}: same content as a file requested this tick; ingested once")
+            continue
+        new_keys.append(key)
+        requests.append(dg.RunRequest(run_key=key, partition_key=key, tags={SOURCE_FILE_TAG: path.name}))
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[incoming_files.build_add_request(new_keys)] if new_keys else [],
+        cursor=json.dumps(seen, sort_keys=True),
+    )
+
+
+refresh_downstream = dg.AutomationConditionSensorDefinition(
+    "refresh_downstream",
+    target=dg.AssetSelection.all(),
+    default_status=SENSOR_STATUS,
+    minimum_interval_seconds=30,
+    description="Rematerializes what depends on newly ingested files (and only that), per the assets' "
+    "automation conditions.",
+)
