@@ -8,14 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from crime_pipeline.instance import prepare_dagster_home
 from crime_pipeline.resources import PROJECT_ROOT, default_lake_root
-
-
-def _dagster_home() -> Path:
-    """DAGSTER_HOME, defaulting to the project's persistent `.dagster_home` so runs show in the UI."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home")))
-    home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -37,7 +31,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from crime_pipeline.orchestrate import run_pipeline
 
-    _dagster_home()
+    prepare_dagster_home()
     return run_pipeline(force=args.force, echo=print)
 
 
@@ -64,7 +58,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    home = _dagster_home()
+    home = prepare_dagster_home()
     print(f"DAGSTER_HOME={home}; opening the UI on http://127.0.0.1:{args.port}")
     os.execvp("dagster", ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                           "-h", "127.0.0.1", "-p", str(args.port)])

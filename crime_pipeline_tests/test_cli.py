@@ -35,3 +35,28 @@ def test_generate_then_run_builds_the_lake_and_records_runs(cli_env, capsys):
 def test_run_with_nothing_to_do_says_so(cli_env, capsys):
     assert main(["run"]) == 1
     assert "no CSV files" in capsys.readouterr().out
+
+
+def test_instance_is_sqlite_by_default_and_postgres_when_asked(monkeypatch, tmp_path):
+    import yaml
+
+    from crime_pipeline import instance
+
+    monkeypatch.setattr(instance, "POSTGRES_HOME", tmp_path / "pg_home")  # tests write only to temp folders
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
+    assert instance.prepare_dagster_home() == instance.SQLITE_HOME
+    base = yaml.safe_load((instance.SQLITE_HOME / "dagster.yaml").read_text())
+    assert base["telemetry"]["enabled"] is False
+    assert base["concurrency"]["runs"]["max_concurrent_runs"] <= 2
+    assert base["concurrency"]["pools"]["default_limit"] == 1  # the gpu pool: one training at a time
+    assert base["run_retries"]["enabled"] and base["run_monitoring"]["enabled"]
+
+    monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://user:secret@127.0.0.1:5432/dagster")
+    home = instance.prepare_dagster_home()
+    assert home == instance.POSTGRES_HOME
+    config = yaml.safe_load((home / "dagster.yaml").read_text())
+    assert config["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
+    assert {k: v for k, v in config.items() if k != "storage"} == base
+    assert "secret" not in (home / "dagster.yaml").read_text()  # the URL stays in the environment
