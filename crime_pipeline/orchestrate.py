@@ -30,7 +30,7 @@ class IncomingFile:
         return partition_key_for(self.sha256)
 
 
-def scan_incoming(layout: LakeLayout, echo: Callable[[str], None] = print) -> tuple[list[IncomingFile], list[str]]:
+def scan_incoming(layout: LakeLayout) -> tuple[list[IncomingFile], list[str]]:
     """New files in raw/incoming (by content hash, once each) and notes on what was passed over."""
     done = ingested(layout)
     new: dict[str, IncomingFile] = {}

@@ -20,8 +20,8 @@ from crime_pipeline.lib.splits import fit_minmax, random_split, temporal_split
 def incidents(tmp_path_factory):
     """A small generated lake, ingested and merged once for this module."""
     from crime_pipeline.definitions import build_definitions
-    from crime_pipeline_tests.conftest import Pipeline
     from crime_pipeline.lib.lake import LakeLayout
+    from crime_pipeline_tests.conftest import Pipeline
 
     lake = LakeLayout(tmp_path_factory.mktemp("features") / "lake").ensure()
     with dg.instance_for_test() as instance:
@@ -134,3 +134,19 @@ def test_scaler_sees_only_training_rows(incidents):
     # Sanity: the whole table would have given a different scaler for some column.
     assert info["scaler"] != fit_minmax(splits, MODEL_FEATURES)
     assert info["parts"]["train"]["to"] <= info["parts"]["test"]["from"]
+
+
+def test_column_lineage_traces_features_to_time_and_place_only(incidents):
+    lake, _ = incidents
+    from crime_pipeline.definitions import build_definitions
+
+    defs = build_definitions(str(lake.root))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(defs.assets, selection=["incident_features"], instance=instance, resources=defs.resources)
+    [event] = result.get_asset_materialization_events()
+    lineage = event.materialization.metadata["dagster/column_lineage"].value.deps_by_column
+    sources = {col: {d.column_name for d in deps} for col, deps in lineage.items()}
+    for feature in FEATURE_COLUMNS:
+        assert sources[feature] and sources[feature] <= {"latitude", "longitude", "incident_datetime"}, feature
+    fed = set().union(*(sources[f] for f in FEATURE_COLUMNS))
+    assert not fed & {"incident_type_primary", "incident_description", "case_number", "created_at", "updated_at"}

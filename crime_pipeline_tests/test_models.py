@@ -13,7 +13,6 @@ import torch
 
 from crime_pipeline.cli import main as cli_main
 from crime_pipeline.lib.artifacts import ArtifactError, load_model, predict_proba, save_model
-from crime_pipeline.lib.atomic import read_parquet
 from crime_pipeline.lib.mlp import CrimeMLP, MLPSettings, select_device, train_mlp
 from crime_pipeline.lib.scoring import probability_column
 from crime_pipeline.lib.training import matrices

@@ -6,7 +6,6 @@ import json
 
 import dagster as dg
 import pandas as pd
-import pytest
 
 from crime_pipeline.defs.open_data import open_data_pull_job, open_data_schedule
 from crime_pipeline.lib.atomic import read_parquet

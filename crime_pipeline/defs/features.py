@@ -1,6 +1,5 @@
 """Features: the leak-proof time-and-place table and the train / validation / test splits."""
 
-import hashlib
 from typing import Literal
 
 import dagster as dg
@@ -10,8 +9,16 @@ from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHAN
 from crime_pipeline.defs.metadata import column_lineage, table_metadata
 from crime_pipeline.lib.atomic import read_parquet, write_json, write_parquet
 from crime_pipeline.lib.columns import CLASSES
-from crime_pipeline.lib.features import FEATURE_COLUMNS, FEATURE_LINEAGE, ID_COLUMNS, MODEL_FEATURES, build_feature_table, label_map
+from crime_pipeline.lib.features import (
+    FEATURE_COLUMNS,
+    FEATURE_LINEAGE,
+    ID_COLUMNS,
+    MODEL_FEATURES,
+    build_feature_table,
+    label_map,
+)
 from crime_pipeline.lib.leakage import MI_RATIO_LIMIT, PURITY_LIMIT, leakage_scores
+from crime_pipeline.lib.reading import sha256_file
 from crime_pipeline.lib.splits import SPLITS, fit_minmax, random_split, temporal_split
 from crime_pipeline.resources import LakeResource
 
@@ -20,11 +27,7 @@ NOT_FEATURES = (*ID_COLUMNS, "label", "label_id")
 
 def file_version(path) -> str:
     """A short content hash naming the exact data a downstream artifact was built from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return sha256_file(path)[:16]
 
 
 @dg.asset(

@@ -8,7 +8,7 @@ import dagster as dg
 
 from crime_pipeline.defs.metadata import table_metadata
 from crime_pipeline.lib.atomic import write_parquet
-from crime_pipeline.lib.lake import LakeLayout, ingested, incoming_refusal, partition_key_for, record_ingested
+from crime_pipeline.lib.lake import LakeLayout, incoming_refusal, ingested, partition_key_for, record_ingested
 from crime_pipeline.lib.reading import read_raw_csv
 from crime_pipeline.resources import LakeResource
 

@@ -22,10 +22,9 @@ def load_splits(lake: LakeResource):
     return splits, info
 
 
-def _finish(context, lake: LakeResource, kind: str, model, info: dict, config: dict, extra: dict | None = None,
-            seconds: float = 0.0) -> dg.MaterializeResult:
+def _finish(context, lake: LakeResource, kind: str, model, splits, info: dict, config: dict,
+            extra: dict | None = None, seconds: float = 0.0) -> dg.MaterializeResult:
     """Score on validation, save the artifact with its metadata, report both in the UI."""
-    splits, _ = load_splits(lake)
     val = matrices(splits, info["scaler"], "validation")
     n_classes = len(info["classes"])
     proba = predict_proba(kind, model, val.x, n_classes)
@@ -63,7 +62,7 @@ def baseline_model(context: dg.AssetExecutionContext, config: LogisticRegression
     started = time.perf_counter()
     model = train_logistic_regression(matrices(splits, info["scaler"], "train"), config.class_weighted, config.c,
                                       config.max_iter)
-    return _finish(context, lake, "baseline", model, info, config.model_dump(), seconds=time.perf_counter() - started)
+    return _finish(context, lake, "baseline", model, splits, info, config.model_dump(), seconds=time.perf_counter() - started)
 
 
 class GBDTConfig(dg.Config):
@@ -87,7 +86,7 @@ def gbdt_model(context: dg.AssetExecutionContext, config: GBDTConfig, lake: Lake
     model = train_gbdt(matrices(splits, info["scaler"], "train"), config.class_weighted, config.max_iter,
                        config.learning_rate, config.max_leaf_nodes)
     context.log.info(f"gbdt: {model.n_iter_} boosting iterations")
-    return _finish(context, lake, "gbdt", model, info, config.model_dump(), seconds=time.perf_counter() - started)
+    return _finish(context, lake, "gbdt", model, splits, info, config.model_dump(), seconds=time.perf_counter() - started)
 
 
 class MLPConfig(dg.Config):
@@ -122,5 +121,5 @@ def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeRe
     started = time.perf_counter()
     model, history = train_mlp(train.x, train.y, val.x, val.y, len(info["classes"]), settings, device,
                                log=context.log.info)
-    return _finish(context, lake, "mlp", model, info, settings.to_dict(),
+    return _finish(context, lake, "mlp", model, splits, info, settings.to_dict(),
                    extra={"history": history, "device": device}, seconds=time.perf_counter() - started)

@@ -12,7 +12,7 @@ from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHAN
 from crime_pipeline.defs.models import load_splits
 from crime_pipeline.lib import plots
 from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba
-from crime_pipeline.lib.atomic import read_parquet, write_json, write_text
+from crime_pipeline.lib.atomic import read_parquet, write_json, write_parquet, write_text
 from crime_pipeline.lib.evaluation import evaluate, markdown_table
 from crime_pipeline.lib.lake import LakeLayout, generated_files, ingested, read_json
 from crime_pipeline.lib.report import render_report
@@ -72,6 +72,8 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     doc = evaluate(test.y, train_y, probas, classes, info["strategy"], bayes)
     doc["generated_data"] = generated
     doc["data_version"] = info["data_version"]
+    predictions = pd.DataFrame({"label_id": test.y, **{f"pred_{k}": p.argmax(1) for k, p in probas.items()}})
+    write_parquet(layout.lake_file("test_predictions.parquet"), predictions)  # for the figures
     path = write_json(layout.report_file("evaluation.json"), doc)
     table = markdown_table(doc)
     context.log.info("\n" + table)
@@ -129,19 +131,17 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     of every model side by side.
     """
     layout = lake.layout
-    splits, info = load_splits(lake)
-    classes = info["classes"]
     evaluation = json.loads(layout.report_file("evaluation.json").read_text())
+    classes = evaluation["classes"]
     incidents = read_parquet(layout.table("incidents"))
-    test = matrices(splits, info["scaler"], "test")
+    predictions = read_parquet(layout.lake_file("test_predictions.parquet"))
     written = []
-    for kind in KINDS:
-        model, meta = load_model(layout.models, kind)
-        pred = predict_proba(kind, model, test.x, len(classes)).argmax(1)
-        written.append(plots.confusion_matrix_figure(test.y, pred, classes, f"Confusion matrix: {kind} (test split)",
-                                                     layout.report_file(f"confusion_{kind}.png")))
-        if kind == "mlp":
-            written.append(plots.training_curves_figure(meta["history"], layout.report_file("training_curves.png")))
+    for kind in evaluation["models"]:
+        written.append(plots.confusion_matrix_figure(
+            predictions["label_id"].to_numpy(), predictions[f"pred_{kind}"].to_numpy(), classes,
+            f"Confusion matrix: {kind} (test split)", layout.report_file(f"confusion_{kind}.png")))
+    history = json.loads((layout.models / "mlp.json").read_text())["history"]
+    written.append(plots.training_curves_figure(history, layout.report_file("training_curves.png")))
     written.append(plots.hotspots_by_time_band(incidents, layout.report_file("hotspots_time_bands.png")))
     written.append(plots.hotspots_by_type(incidents, classes, layout.report_file("hotspots_types.png")))
     written.append(plots.class_distribution_figure(incidents["label"], classes, layout.report_file("class_distribution.png")))

@@ -21,6 +21,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em} th,td{border:1px so
 th:first-child,td:first-child{text-align:left} .note{background:#f6f8fa;padding:.8em 1em;border-left:4px solid #888}
 .ok{color:#1a7f37;font-weight:600} .bad{color:#cf222e;font-weight:600} figure{margin:1.2em 0}
 figcaption{color:#555;font-size:.9em;margin-top:.3em} img{max-width:100%;border:1px solid #eee}
+.wide{overflow-x:auto} .wide td{text-align:left;font-size:.85em}
 """
 
 
@@ -48,7 +49,8 @@ def _quality_section(quality: dict, examples: pd.DataFrame) -> str:
     rules = _table(["rule", "rows"], [[k, v] for k, v in quality["quarantined_by_rule"].items()] or [["none", 0]])
     flags = _table(["flag on valid rows", "rows"], [[k, v] for k, v in quality["flags"].items()])
     shown = examples.head(15)
-    sample = _table(list(shown.columns), shown.astype(object).where(shown.notna(), "").values.tolist()) if len(shown) else "<p>No quarantined rows.</p>"
+    sample = (f'<div class="wide">{_table(list(shown.columns), shown.astype(object).where(shown.notna(), "").values.tolist())}</div>'
+              if len(shown) else "<p>No quarantined rows.</p>")
     return (
         f"<h2>Data quality</h2><p>{t['rows_read']:,} rows read = {t['valid']:,} valid + {t['quarantined']:,} "
         f"quarantined + {t['superseded']:,} superseded by a newer record of the same case: {status}.</p>"
