@@ -61,9 +61,37 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def downstream_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
-    """Every unpartitioned asset: what is rebuilt once new files have been ingested."""
+    """Every unpartitioned asset, upstream first: what may need rebuilding after ingestion."""
     graph = defs.resolve_asset_graph()
-    return [k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is None]
+    return [k for k in graph.toposorted_asset_keys if graph.get(k).partitions_def is None]
+
+
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey):
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
+    return records[0] if records else None
+
+
+def stale_assets(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, str]:
+    """Which of `keys` need rebuilding, and why: missing, built by other code, or older than an input.
+
+    Everything downstream of a stale asset is stale too.
+    """
+    graph = defs.resolve_asset_graph()
+    latest = {k: _latest(instance, k) for k in graph.get_all_asset_keys()}
+    reasons: dict[dg.AssetKey, str] = {}
+    for key in graph.toposorted_asset_keys:
+        if key not in keys:
+            continue
+        node, record = graph.get(key), latest[key]
+        newer_inputs = [p for p in node.parent_keys if latest.get(p) and record and latest[p].storage_id > record.storage_id]
+        stale_inputs = [p for p in node.parent_keys if p in reasons]
+        if record is None:
+            reasons[key] = "never materialized"
+        elif record.asset_materialization.tags.get("dagster/code_version") != node.code_version:
+            reasons[key] = f"code changed (version {node.code_version})"
+        elif newer_inputs or stale_inputs:
+            reasons[key] = "input changed: " + ", ".join(p.to_user_string() for p in newer_inputs + stale_inputs)
+    return reasons
 
 
 def run_pipeline(
@@ -75,7 +103,8 @@ def run_pipeline(
 ) -> int:
     """Ingest and validate every new incoming file, then rebuild what depends on them. 0 = success.
 
-    `downstream` limits the rebuild to the named assets (default: every unpartitioned asset).
+    Downstream assets are rebuilt when missing, built by older code, or older than an input;
+    `downstream` limits that to the named assets (default: every unpartitioned asset).
     """
     from crime_pipeline.definitions import build_definitions
 
@@ -107,9 +136,12 @@ def run_pipeline(
     keys = downstream_keys(defs)
     if downstream is not None:
         keys = [k for k in keys if k.to_user_string() in downstream]
-    missing = [k for k in keys if instance.get_latest_materialization_event(k) is None]
-    if new or missing or force:
-        echo(f"rebuilding {len(keys)} downstream assets: {', '.join(k.to_user_string() for k in keys)}")
+    stale = {k: "--force" for k in keys} if force else stale_assets(defs, instance, keys)
+    keys = [k for k in keys if k in stale]
+    if keys:
+        echo(f"rebuilding {len(keys)} downstream assets:")
+        for key in keys:
+            echo(f"  {key.to_user_string()}: {stale[key]}")
         result = dg.materialize(assets, selection=keys, instance=instance, resources=defs.resources,
                                 raise_on_error=False, run_config=QUIET_LOGS)
         if not result.success:

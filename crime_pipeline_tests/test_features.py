@@ -25,22 +25,10 @@ def incidents(tmp_path_factory):
 
     lake = LakeLayout(tmp_path_factory.mktemp("features") / "lake").ensure()
     with dg.instance_for_test() as instance:
-        pipe = Pipeline(build_definitions(str(lake.root)), instance, lake)
+        pipe = Pipeline(build_definitions(str(lake.root)), instance, lake, downstream=["incidents"])
         pipe.generate("gen.csv", rows=8000, seed=21)
-        defs = pipe.defs
-        dg.materialize(defs.assets, selection=["raw_incidents", "validated_incidents", "incident_quarantine"],
-                       partition_key=_register(instance, lake), instance=instance, resources=defs.resources)
-        dg.materialize(defs.assets, selection=["incidents"], instance=instance, resources=defs.resources)
+        assert pipe.run() == 0, pipe.output
     return lake, read_parquet(lake.table("incidents"))
-
-
-def _register(instance, lake) -> str:
-    from crime_pipeline.lib.lake import partition_key_for
-    from crime_pipeline.lib.reading import sha256_file
-
-    key = partition_key_for(sha256_file(next(lake.incoming.iterdir())))
-    instance.add_dynamic_partitions("incoming_files", [key])
-    return key
 
 
 def test_features_come_only_from_time_and_place(incidents):
