@@ -158,3 +158,10 @@ def test_newer_file_supersedes_older_records_of_the_same_case(pipeline, lake):
     incidents = read_parquet(lake.table("incidents")).set_index("case_number")
     kept = incidents.loc[incidents.index.intersection(update["case_number"]), "label"]
     assert len(kept) == overlap_valid and (kept == "Robbery").all()
+
+
+def test_a_semicolon_separated_export_reads_the_same(pipeline, lake):
+    source = pd.read_csv(API_SAMPLE, dtype=str, keep_default_na=False)
+    pipeline.drop("semicolons.csv", source.to_csv(index=False, sep=";").encode())
+    assert pipeline.run() == 0, pipeline.output
+    assert quality(lake)["totals"] == {"rows_read": 200, "valid": 194, "quarantined": 6, "superseded": 0}

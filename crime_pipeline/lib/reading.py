@@ -22,6 +22,9 @@ import pyarrow.csv as pacsv
 from crime_pipeline.lib.columns import canonical_names, missing_required
 
 
+DELIMITERS = (",", ";", "\t", "|")
+
+
 class UnreadableFileError(ValueError):
     """The file cannot be ingested at all; the message names the file and the problem."""
 
@@ -103,7 +106,9 @@ def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
         ) from exc
 
     first_newline = text.find("\n")
-    header_line = next(csv.reader([text[: first_newline if first_newline >= 0 else len(text)]]), [])
+    first_line = text[: first_newline if first_newline >= 0 else len(text)]
+    delimiter = max(DELIMITERS, key=first_line.count)  # exports saved by spreadsheets use ; or tabs
+    header_line = next(csv.reader([first_line], delimiter=delimiter), [])
     columns = canonical_names(header_line)
     missing = missing_required(columns)
     if missing:
@@ -125,7 +130,8 @@ def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
             read_options=pacsv.ReadOptions(
                 use_threads=False, column_names=columns, skip_rows=1, block_size=1 << 24
             ),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                             invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in columns},
                 strings_can_be_null=False,

@@ -21,6 +21,7 @@ from crime_pipeline.lib.columns import CLASSES, canonical_label
 
 LAT_MIN, LAT_MAX = 42.828, 42.966  # Buffalo city limits, as in the fixtures README
 LON_MIN, LON_MAX = -78.910, -78.799
+LOCAL_TIMEZONE = "America/New_York"
 EARLIEST = pd.Timestamp("2009-01-01")  # the portal calls earlier data unreliable
 FUTURE_TOLERANCE = pd.Timedelta(days=1)  # exports are local time; allow for the clock offset
 
@@ -94,8 +95,15 @@ def parse_datetimes(text: pd.Series) -> pd.Series:
     out = pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[ns]")
     rest = text.notna() & out.isna()
     if rest.any():
-        iso = pd.to_datetime(text[rest], format="ISO8601", errors="coerce", utc=True)
-        out.loc[rest] = iso.dt.tz_localize(None).astype("datetime64[ns]")
+        # ISO 8601 (the API's). A value with an offset is converted to Buffalo local time; one
+        # without is local time already, as the portal's own values are.
+        has_offset = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+        for mask, aware in ((rest & ~has_offset, False), (rest & has_offset, True)):
+            if mask.any():
+                parsed = pd.to_datetime(text[mask], format="ISO8601", errors="coerce", utc=aware)
+                if aware:
+                    parsed = parsed.dt.tz_convert(LOCAL_TIMEZONE).dt.tz_localize(None)
+                out.loc[mask] = parsed.astype("datetime64[ns]")
     return out
 
 
@@ -105,9 +113,11 @@ def _coordinates(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
     location = _text(raw, "location", NULL_TOKENS)
     use_point = lat_text.isna() & lon_text.isna() & location.notna()
     if use_point.any():
-        point = location[use_point].str.extract(r"POINT\s*\(\s*(-?[\d.]+)\s+(-?[\d.]+)\s*\)", expand=True)
-        lat_text = lat_text.mask(use_point, point[1].reindex(lat_text.index))
-        lon_text = lon_text.mask(use_point, point[0].reindex(lon_text.index))
+        # WKT "POINT (lon lat)" (the current API), or the older "(lat, lon)".
+        wkt = location[use_point].str.extract(r"POINT\s*\(\s*(-?[\d.]+)\s+(-?[\d.]+)\s*\)", expand=True)
+        pair = location[use_point].str.extract(r"^\(\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\)$", expand=True)
+        lat_text = lat_text.mask(use_point, wkt[1].fillna(pair[0]).reindex(lat_text.index))
+        lon_text = lon_text.mask(use_point, wkt[0].fillna(pair[1]).reindex(lon_text.index))
     lat = pd.to_numeric(lat_text, errors="coerce").astype("float64")
     lon = pd.to_numeric(lon_text, errors="coerce").astype("float64")
     unparseable = (lat_text.notna() & lat.isna()) | (lon_text.notna() & lon.isna())
