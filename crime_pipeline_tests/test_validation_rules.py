@@ -72,3 +72,17 @@ def test_each_rule_is_named_and_a_row_gets_all_of_its_rules():
     }
     assert result.valid["label"].tolist() == ["Breaking & Entering"]
     assert result.rows_read == len(result.valid) + len(result.quarantine) == 12
+
+
+def test_header_only_and_all_malformed_files_still_account_for_every_row(tmp_path):
+    from crime_pipeline.lib.reading import read_raw_csv
+
+    header = "Case Number,Incident Datetime,Parent Incident Type,Latitude,Longitude\n"
+    (tmp_path / "header.csv").write_text(header)
+    result = validate_incidents(read_raw_csv(tmp_path / "header.csv").rows)
+    assert (result.rows_read, len(result.valid), len(result.quarantine)) == (0, 0, 0)
+    (tmp_path / "broken.csv").write_text(header + "1,2\n3\n")
+    result = validate_incidents(read_raw_csv(tmp_path / "broken.csv").rows)
+    assert (result.rows_read, len(result.valid)) == (2, 0)
+    assert result.quarantine["rules"].tolist() == ["row_malformed", "row_malformed"]
+    assert result.quarantine["source_line"].tolist() == [2, 3]

@@ -1,6 +1,5 @@
 """Ingestion: each CSV dropped into raw/incoming becomes one partition, keyed by its content hash."""
 
-
 import hashlib
 from pathlib import Path
 
@@ -13,8 +12,6 @@ from crime_pipeline.lib.reading import read_raw_csv
 from crime_pipeline.resources import LakeResource
 
 incoming_files = dg.DynamicPartitionsDefinition(name="incoming_files")
-
-
 SOURCE_FILE_TAG = "crime_pipeline/source_file"  # set by the sensor and the CLI: where to look first
 
 
@@ -22,7 +19,7 @@ def locate_incoming(layout: LakeLayout, key: str, hint: str | None = None) -> tu
     """Find the incoming file whose content hash starts with `key`; return (path, bytes, sha256)."""
     known = ingested(layout).get(key)
     names = [n for n in (hint, known and known["file"]) if n]
-    candidates = [layout.incoming / n for n in names]
+    candidates = [layout.incoming / Path(n).name for n in names]  # a name, never a path out of the folder
     candidates += sorted(layout.incoming.iterdir()) if layout.incoming.exists() else []
     for path in candidates:
         if not path.exists() or incoming_refusal(path) is not None:

@@ -1,6 +1,5 @@
 """Validation: the pandera contract per file, the quarantine, and the merged incidents table."""
 
-
 import dagster as dg
 import pandas as pd
 

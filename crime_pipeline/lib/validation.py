@@ -127,15 +127,14 @@ def _coordinates(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
 def coerce_incidents(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """Pass one: typed columns, plus masks of values that were present but did not parse."""
     typed = pd.DataFrame(index=raw.index)
-    typed["case_number"] = _text(raw, "case_number").astype(object).where(lambda s: s.notna(), None)
+    typed["case_number"] = _text(raw, "case_number")
     dt_text = _text(raw, "incident_datetime")
     typed["incident_datetime"] = parse_datetimes(dt_text)
     label_text = _text(raw, "parent_incident_type")
     codes, uniques = pd.factorize(label_text)
     mapped = np.asarray([canonical_label(u) for u in uniques] + [None], dtype=object)
-    typed["label"] = mapped[codes]  # code -1 (missing) picks the trailing None
-    typed.loc[label_text.notna() & typed["label"].isna(), "label"] = label_text  # kept, fails the rule
-    typed["label"] = typed["label"].where(typed["label"].notna(), None)
+    label = pd.Series(mapped[codes], index=raw.index, dtype="string")  # code -1 (missing) -> the trailing None
+    typed["label"] = label.fillna(label_text)  # a non-canonical value is kept, and fails the rule
     lat, lon, coord_bad = _coordinates(raw)
     typed["latitude"], typed["longitude"] = lat, lon
     typed["hour_of_day_reported"] = pd.to_numeric(_text(raw, "hour_of_day"), errors="coerce").astype("Int16")
