@@ -93,3 +93,9 @@ def test_files_that_must_not_be_touched_are_logged_and_left_alone(ticker, lake, 
     assert "'link.csv': it is a symbolic link" in logged
     assert "'notes.txt': it is not a .csv file" in logged
     assert "unsafe name" in logged and "'folder.csv': it is not a regular file" in logged
+
+
+def test_ordinary_download_names_are_accepted(ticker, lake):
+    (lake.incoming / "Crime Incidents (1) – 2025.csv").write_bytes(API_SAMPLE.read_bytes())
+    ticker.tick()
+    assert len(ticker.tick().run_requests) == 1

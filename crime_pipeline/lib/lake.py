@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -122,15 +121,12 @@ def generated_files(layout: LakeLayout) -> dict[str, dict]:
     return read_json(layout.generated_manifest, {"files": {}})["files"]
 
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
-
-
 def incoming_refusal(path: Path) -> str | None:
     """Why an entry of the incoming folder must not be ingested, or None when it may be."""
     name = path.name
     if path.is_symlink():
         return "is a symbolic link"
-    if not _SAFE_NAME.match(name) or any(ord(ch) < 32 for ch in name):
+    if name.startswith(".") or "/" in name or "\\" in name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         return "has an unsafe name (path separators, control characters or a leading dot)"
     if not path.is_file():
         return "is not a regular file"
