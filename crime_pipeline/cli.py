@@ -60,8 +60,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     home = prepare_dagster_home()
     print(f"DAGSTER_HOME={home}; opening the UI on http://127.0.0.1:{args.port}")
-    os.execvp("dagster", ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-                          "-h", "127.0.0.1", "-p", str(args.port)])
+    dagster = Path(sys.executable).parent / "dagster"  # the venv's, even when the venv is not activated
+    os.execv(dagster, [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+                       "-h", "127.0.0.1", "-p", str(args.port)])
     return 0  # not reached
 
 
