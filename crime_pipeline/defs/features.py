@@ -34,7 +34,8 @@ def file_version(path) -> str:
     deps=["incidents"],
     group_name="features",
     kinds={"pandas", "parquet"},
-    code_version="1", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
+    code_version="1",
+    automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
     check_specs=[
         dg.AssetCheckSpec("no_label_leakage", asset="incident_features", blocking=True,
                           description="Every feature is on the allow-list, and none predicts the label "
@@ -107,7 +108,8 @@ class SplitConfig(dg.Config):
     deps=[incident_features],
     group_name="features",
     kinds={"pandas", "parquet"},
-    code_version="1", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
+    code_version="1",
+    automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
 )
 def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake: LakeResource) -> dg.MaterializeResult:
     """Train / validation / test parts of the feature table, and a MinMax scaler fitted on train only.

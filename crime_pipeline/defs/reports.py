@@ -36,7 +36,8 @@ def all_generated(layout: LakeLayout) -> bool:
     deps=["baseline_model", "mlp_model", "gbdt_model"],
     group_name="reports",
     kinds={"pandas", "json"},
-    code_version="1", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
+    code_version="1",
+    automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
     check_specs=[
         dg.AssetCheckSpec("no_model_beats_bayes", asset="model_evaluation", blocking=True,
                           description="On generated data, no model beats the true posterior by more than "
