@@ -160,3 +160,10 @@ def test_ui_serves_the_lineage_and_materializes_the_whole_graph(dagster_dev):
     assert lake.report_file("report.html").exists()
     assert 0 < entries["best_accuracy"]["floatValue"] < 1
     assert "Bayes" in entries["summary"]["mdStr"]
+
+    figures = ui.graphql(
+        "{ assetOrError(assetKey: {path: [\"figures\"]}) { ... on Asset { assetMaterializations(limit: 1) { "
+        "metadataEntries { label ... on MarkdownMetadataEntry { mdStr } } } } } }"
+    )["assetOrError"]["assetMaterializations"][0]["metadataEntries"]
+    images = {e["label"] for e in figures if "data:image/png;base64," in (e.get("mdStr") or "")}
+    assert {"confusion_mlp", "training_curves", "hotspots_time_bands", "per_class_recall"} <= images

@@ -129,7 +129,8 @@ def _confusion_caption(kind: str) -> str:
 def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """PNG figures in reports/: a normalised confusion matrix per model, the MLP training curves,
     hexbin hotspot maps by time band and by main type, the class distribution, and per-class recall
-    of every model side by side.
+    of every model side by side. Each is also attached to this asset's metadata as an inline image
+    with a caption saying what to look for.
     """
     layout = lake.layout
     evaluation = json.loads(layout.report_file("evaluation.json").read_text())
@@ -149,12 +150,13 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     recalls = {k: m["per_class_recall"] for k, m in evaluation["models"].items()}
     written.append(plots.per_class_recall_figure(recalls, classes, layout.report_file("per_class_recall.png")))
     context.log.info(f"wrote {len(written)} figures to {layout.report_file('')}")
-    preview = layout.report_file("hotspots_time_bands.png")
+    # Each figure is shown in the UI itself (Markdown with the PNG inline), with what to look for.
     return dg.MaterializeResult(
         metadata={
-            **{p.stem: dg.MetadataValue.path(str(p)) for p in written},
-            "preview": dg.MetadataValue.md(
-                f"![hotspots](data:image/png;base64,{base64.b64encode(preview.read_bytes()).decode()})"),
+            "folder": dg.MetadataValue.path(str(layout.report_file(""))),
+            **{path.stem: dg.MetadataValue.md(
+                f"![{caption}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})\n\n{caption}")
+               for path, caption in figure_list(layout)},
         }
     )
 
