@@ -6,48 +6,16 @@ Runs go to the persistent instance (DAGSTER_HOME), so they show in `dagster dev`
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import dagster as dg
 
 from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
-from crime_pipeline.lib.lake import LakeLayout, incoming_refusal, ingested, partition_key_for
+from crime_pipeline.lib.lake import ingested, partition_key_for, scan_incoming
 from crime_pipeline.lib.reading import sha256_file
 
 PER_FILE_ASSETS = ("raw_incidents", "validated_incidents", "incident_quarantine")
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-
-
-@dataclass(frozen=True)
-class IncomingFile:
-    path: Path
-    sha256: str
-
-    @property
-    def key(self) -> str:
-        return partition_key_for(self.sha256)
-
-
-def scan_incoming(layout: LakeLayout) -> tuple[list[IncomingFile], list[str]]:
-    """New files in raw/incoming (by content hash, once each) and notes on what was passed over."""
-    done = ingested(layout)
-    new: dict[str, IncomingFile] = {}
-    notes: list[str] = []
-    for path in sorted(layout.incoming.iterdir()):
-        refusal = incoming_refusal(path)
-        if refusal:
-            notes.append(f"skipped {path.name!r}: {refusal}")
-            continue
-        item = IncomingFile(path, sha256_file(path))
-        if item.key in done:
-            notes.append(f"{path.name}: already ingested (as {done[item.key]['file']})")
-        elif item.key in new:
-            notes.append(f"{path.name}: same content as {new[item.key].path.name}; ingested once")
-        else:
-            new[item.key] = item
-    return list(new.values()), notes
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -114,8 +82,8 @@ def run_pipeline(
     assets = list(defs.assets)
     started = time.perf_counter()
 
-    new, notes = scan_incoming(layout)
-    for note in notes:
+    new, notes = scan_incoming(layout, key_of=lambda path: partition_key_for(sha256_file(path)))
+    for _, note in notes:
         echo(note)
     if not new and not ingested(layout):
         echo(f"nothing to do: no CSV files in {layout.incoming} (try `crime-pipeline generate`)")

@@ -37,6 +37,7 @@ import pyarrow.csv as pacsv
 from scipy.special import ndtr
 
 from crime_pipeline.lib.atomic import atomic_path
+from crime_pipeline.lib.buffalo import LAT_MAX, LAT_MIN, LON_MAX, LON_MIN
 from crime_pipeline.lib.columns import CLASSES
 
 GENERATOR_VERSION = "1"
@@ -44,8 +45,6 @@ MODEL_SEED = 20_250_101
 DEFAULT_ROWS = 322_000
 DEFAULT_SEED = 7
 
-LAT_MIN, LAT_MAX = 42.828, 42.966
-LON_MIN, LON_MAX = -78.910, -78.799
 PRIORS = np.array([44.3, 20.5, 17.9, 9.0, 6.2, 0.75, 0.69, 0.35, 0.33])
 PRIORS = PRIORS / PRIORS.sum()
 P_NOON = 0.08

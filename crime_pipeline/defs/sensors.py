@@ -6,7 +6,7 @@ import os
 import dagster as dg
 
 from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
-from crime_pipeline.lib.lake import incoming_refusal, ingested, partition_key_for
+from crime_pipeline.lib.lake import partition_key_for, scan_incoming
 from crime_pipeline.lib.reading import sha256_file
 from crime_pipeline.resources import LakeResource
 
@@ -33,30 +33,27 @@ def incoming_file_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     layout = lake.layout
     previous = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, dict] = {}
-    done = ingested(layout)
-    requests, new_keys = [], []
-    for path in sorted(layout.incoming.iterdir()):
-        refusal = incoming_refusal(path)
-        if refusal:
-            context.log.warning(f"not ingesting {path.name!r}: it {refusal}; left untouched")
-            continue
+
+    def stable_key(path) -> str | None:
+        """The partition key once size and mtime match the last tick (hash cached in the cursor)."""
         stat = path.stat()
         entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
         before = previous.get(path.name, {})
+        seen[path.name] = entry
         if (before.get("size"), before.get("mtime_ns")) != (entry["size"], entry["mtime_ns"]):
             context.log.info(f"{path.name}: new or still changing ({stat.st_size} bytes); waiting one tick")
-            seen[path.name] = entry
-            continue
+            return None
         entry["key"] = before.get("key") or partition_key_for(sha256_file(path))
-        seen[path.name] = entry
-        key = entry["key"]
-        if key in done:
-            continue
-        if key in new_keys:
-            context.log.info(f"{path.name}: same content as a file requested this tick; ingested once")
-            continue
-        new_keys.append(key)
-        requests.append(dg.RunRequest(run_key=key, partition_key=key, tags={SOURCE_FILE_TAG: path.name}))
+        return entry["key"]
+
+    new, notes = scan_incoming(layout, key_of=stable_key)
+    for kind, note in notes:
+        if kind == "refused":
+            context.log.warning(note)
+        elif kind == "duplicate":
+            context.log.info(note)
+    requests = [dg.RunRequest(run_key=f.key, partition_key=f.key, tags={SOURCE_FILE_TAG: f.path.name}) for f in new]
+    new_keys = [f.key for f in new]
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[incoming_files.build_add_request(new_keys)] if new_keys else [],

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.holiday import USFederalHolidayCalendar
 
+from crime_pipeline.lib.buffalo import DOWNTOWN
 from crime_pipeline.lib.columns import CLASSES
 
 SOURCE_COLUMNS: tuple[str, ...] = ("latitude", "longitude", "incident_datetime")
-DOWNTOWN = (42.8864, -78.8784)  # Niagara Square, Buffalo City Hall
 KM_PER_DEG_LAT = 111.0
 KM_PER_DEG_LON = 111.0 * np.cos(np.radians(DOWNTOWN[0]))
 GRID_SIZE_DEG = 0.01  # about 1.1 km x 0.8 km cells

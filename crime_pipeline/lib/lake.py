@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from crime_pipeline.lib.atomic import write_json
 
@@ -133,3 +133,34 @@ def incoming_refusal(path: Path) -> str | None:
     if path.suffix.lower() != ".csv":
         return "is not a .csv file"
     return None
+
+
+class NewFile(NamedTuple):
+    path: Path
+    key: str  # partition key: the start of the content hash
+
+
+def scan_incoming(layout: LakeLayout, key_of: Callable[[Path], str | None]) -> tuple[list[NewFile], list[tuple[str, str]]]:
+    """Files in raw/incoming not yet ingested, one per content, and notes on the rest.
+
+    `key_of` gives a file's partition key, or None when it is not ready (the sensor waits for a
+    stable size). Notes are (kind, message) with kind "refused", "known" or "duplicate".
+    """
+    done = ingested(layout)
+    new: dict[str, NewFile] = {}
+    notes: list[tuple[str, str]] = []
+    for path in sorted(layout.incoming.iterdir()):
+        refusal = incoming_refusal(path)
+        if refusal:
+            notes.append(("refused", f"not ingesting {path.name!r}: it {refusal}; left untouched"))
+            continue
+        key = key_of(path)
+        if key is None:
+            continue
+        if key in done:
+            notes.append(("known", f"{path.name}: already ingested (as {done[key]['file']})"))
+        elif key in new:
+            notes.append(("duplicate", f"{path.name}: same content as {new[key].path.name}; ingested once"))
+        else:
+            new[key] = NewFile(path, key)
+    return list(new.values()), notes

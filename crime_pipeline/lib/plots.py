@@ -14,12 +14,13 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from crime_pipeline.lib.atomic import atomic_path  # noqa: E402
+from crime_pipeline.lib.buffalo import DOWNTOWN, LAT_MAX, LAT_MIN, LON_MAX, LON_MIN  # noqa: E402
 
-LAT_RANGE = (42.828, 42.966)
-LON_RANGE = (-78.910, -78.799)
+LAT_RANGE = (LAT_MIN, LAT_MAX)
+LON_RANGE = (LON_MIN, LON_MAX)
+
 TIME_BANDS = {"Late night (0-4h)": (0, 5), "Morning (5-11h)": (5, 12), "Afternoon (12-17h)": (12, 18),
               "Evening (18-23h)": (18, 24)}
-DOWNTOWN = (42.8864, -78.8784)
 
 
 def _save(fig, path: Path) -> Path:

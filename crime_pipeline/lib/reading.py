@@ -21,7 +21,6 @@ import pyarrow.csv as pacsv
 
 from crime_pipeline.lib.columns import canonical_names, missing_required
 
-
 DELIMITERS = (",", ";", "\t", "|")
 
 

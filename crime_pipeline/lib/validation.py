@@ -17,10 +17,9 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 from pandera.typing import Series
 
+from crime_pipeline.lib.buffalo import LAT_MAX, LAT_MIN, LON_MAX, LON_MIN
 from crime_pipeline.lib.columns import CLASSES, canonical_label
 
-LAT_MIN, LAT_MAX = 42.828, 42.966  # Buffalo city limits, as in the fixtures README
-LON_MIN, LON_MAX = -78.910, -78.799
 LOCAL_TIMEZONE = "America/New_York"
 EARLIEST = pd.Timestamp("2009-01-01")  # the portal calls earlier data unreliable
 FUTURE_TOLERANCE = pd.Timedelta(days=1)  # exports are local time; allow for the clock offset
