@@ -1,31 +1,77 @@
 """In-process orchestration for `crime-pipeline run`: new files first, then everything below them.
 
 Runs go to the persistent instance (DAGSTER_HOME), so they show in `dagster dev` like UI runs.
+Every run starts by clearing what a killed run left behind (temporary files, runs stuck in STARTED
+holding pool slots), retries files whose validation was never published, goes on past a file that
+fails, and rebuilds below ingestion what Dagster itself reports stale. It exits non-zero while any
+file is not validated, naming it.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Callable
 
 import dagster as dg
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES
 
 from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
-from crime_pipeline.lib.lake import ingested, partition_key_for, scan_incoming
+from crime_pipeline.lib.atomic import remove_stale_temp_files
+from crime_pipeline.lib.lake import ingested, partition_key_for, scan_incoming, unvalidated_files, validated_files
 from crime_pipeline.lib.reading import sha256_file
 
 PER_FILE_ASSETS = ("raw_incidents", "validated_incidents", "incident_quarantine")
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+PID_TAG, HOST_TAG = "crime_pipeline/pid", "crime_pipeline/host"
+
+
+def root_cause(error) -> str:
+    """The first error under Dagster's wrappers ("Error occurred while executing op ..."): the
+    user's problem, e.g. a `dg.Failure`'s description or the library error that stopped the step."""
+    while error is not None and error.cls_name and error.cls_name.startswith("Dagster") and error.cause:
+        error = error.cause
+    return error.message.strip() if error else "failed"
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
-    """The error message of every failed step, for a clear CLI error."""
-    out = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            out.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
-    return out
+    """The root-cause message of every failed step, for a clear CLI error."""
+    return [f"{event.step_key}: {root_cause(event.step_failure_data.error)}"
+            for event in result.all_events if event.is_step_failure]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_runs(instance: dg.DagsterInstance, echo: Callable[[str], None] = print) -> list[str]:
+    """Mark failed the CLI runs on this host whose process is gone (killed), and free every pool slot
+    still held by a finished run, so a killed run never blocks the next. Returns the run ids reaped."""
+    reaped = []
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES),
+                                                   tags={HOST_TAG: socket.gethostname()}))
+    for run in runs:
+        pid = int(run.tags.get(PID_TAG, "0"))
+        if pid and pid != os.getpid() and not _pid_alive(pid):
+            instance.report_run_failed(run, f"the process running it (pid {pid}) is gone: it was killed")
+            reaped.append(run.run_id)
+            echo(f"run {run.run_id[:8]} was left running by a killed process; marked failed")
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        holders = storage.get_concurrency_run_ids()
+        if holders:
+            for record in instance.get_run_records(dg.RunsFilter(run_ids=list(holders), statuses=list(FINISHED_STATUSES))):
+                storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
+    return reaped
 
 
 def downstream_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
@@ -34,31 +80,49 @@ def downstream_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
     return [k for k in graph.toposorted_asset_keys if graph.get(k).partitions_def is None]
 
 
-def _latest(instance: dg.DagsterInstance, key: dg.AssetKey):
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
-    return records[0] if records else None
+def blocked_by_failed_checks(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[dg.AssetKey, str]:
+    """Assets below an unpartitioned asset whose latest blocking check failed: not rebuilt until it passes."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    graph = defs.resolve_asset_graph()
+    checks = [k for k in graph.asset_check_keys if graph.get_check_spec(k).blocking
+              and graph.get(k.asset_key).partitions_def is None]
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(checks)
+    blocked: dict[dg.AssetKey, str] = {}
+    for key, record in latest.items():
+        if record.status == AssetCheckExecutionRecordStatus.FAILED:
+            for child in _descendants(graph, key.asset_key):
+                blocked.setdefault(child, f"blocking check {key.asset_key.to_user_string()}:{key.name} failed")
+    return blocked
+
+
+def _descendants(graph, key: dg.AssetKey) -> set[dg.AssetKey]:
+    out, todo = set(), [key]
+    while todo:
+        for child in graph.get(todo.pop()).child_keys:
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
 
 
 def stale_assets(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, str]:
-    """Which of `keys` need rebuilding, and why: missing, built by other code, or older than an input.
+    """Which of `keys` Dagster reports missing or stale (code version, input data versions), and why."""
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+    from dagster._time import get_current_datetime
 
-    Everything downstream of a stale asset is stale too.
-    """
-    graph = defs.resolve_asset_graph()
-    latest = {k: _latest(instance, k) for k in graph.get_all_asset_keys()}
+    graph: AssetGraph = defs.resolve_asset_graph()
+    view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+                          instance=instance, asset_graph=graph)
+    resolver = CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
     reasons: dict[dg.AssetKey, str] = {}
-    for key in graph.toposorted_asset_keys:
-        if key not in keys:
-            continue
-        node, record = graph.get(key), latest[key]
-        newer_inputs = [p for p in node.parent_keys if latest.get(p) and record and latest[p].storage_id > record.storage_id]
-        stale_inputs = [p for p in node.parent_keys if p in reasons]
-        if record is None:
+    for key in keys:
+        status = resolver.get_status(key)
+        if status == StaleStatus.MISSING:
             reasons[key] = "never materialized"
-        elif record.asset_materialization.tags.get("dagster/code_version") != node.code_version:
-            reasons[key] = f"code changed (version {node.code_version})"
-        elif newer_inputs or stale_inputs:
-            reasons[key] = "input changed: " + ", ".join(p.to_user_string() for p in newer_inputs + stale_inputs)
+        elif status == StaleStatus.STALE:
+            causes = resolver.get_stale_root_causes(key)
+            reasons[key] = "; ".join(sorted({f"{c.asset_key.to_user_string()}: {c.reason}" for c in causes})) or "stale"
     return reasons
 
 
@@ -71,57 +135,66 @@ def run_pipeline(
 ) -> int:
     """Ingest and validate every new incoming file, then rebuild what depends on them. 0 = success.
 
-    Downstream assets are rebuilt when missing, built by older code, or older than an input;
-    `downstream` limits that to the named assets (default: every unpartitioned asset).
+    Downstream assets are rebuilt when Dagster reports them missing or stale; `downstream` limits
+    that to the named assets (default: every unpartitioned asset).
     """
     from crime_pipeline.definitions import build_definitions
 
     defs = defs or build_definitions()
     instance = instance or dg.DagsterInstance.get()
     layout = defs.resources["lake"].layout
-    assets = list(defs.assets)
+    assets = [*defs.assets, *(defs.asset_checks or [])]
+    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
     started = time.perf_counter()
 
+    for path in remove_stale_temp_files(layout.root):
+        echo(f"removed {path.relative_to(layout.root)}, left half-written by a killed run")
+    reap_dead_runs(instance, echo)
     new, notes = scan_incoming(layout, key_of=lambda path: partition_key_for(sha256_file(path)))
     for _, note in notes:
         echo(note)
     if not new and not ingested(layout):
         echo(f"nothing to do: no CSV files in {layout.incoming} (try `crime-pipeline generate`)")
         return 1
+    failures: list[str] = []
     for item in new:
         echo(f"ingesting {item.path.name} as partition {item.key} ...")
         instance.add_dynamic_partitions(incoming_files.name, [item.key])
         result = dg.materialize(
             assets, selection=list(PER_FILE_ASSETS), partition_key=item.key, instance=instance,
-            resources=defs.resources, tags={SOURCE_FILE_TAG: item.path.name}, raise_on_error=False,
+            resources=defs.resources, tags={**tags, SOURCE_FILE_TAG: item.path.name}, raise_on_error=False,
             run_config=QUIET_LOGS,
         )
         if not result.success:
-            for message in failure_messages(result):
-                echo(f"FAILED {message}")
-            return 1
+            failures += [f"{item.path.name}: {m}" for m in failure_messages(result)]
 
     keys = downstream_keys(defs)
     if downstream is not None:
         keys = [k for k in keys if k.to_user_string() in downstream]
     stale = {k: "--force" for k in keys} if force else stale_assets(defs, instance, keys)
-    keys = [k for k in keys if k in stale]
-    if keys:
+    blocked = blocked_by_failed_checks(defs, instance) if not force else {}
+    for key in [k for k in keys if k in stale and k in blocked]:
+        echo(f"  not rebuilding {key.to_user_string()}: {blocked[key]}")
+    keys = [k for k in keys if k in stale and k not in blocked]
+    if keys and validated_files(layout):
         echo(f"rebuilding {len(keys)} downstream assets:")
         for key in keys:
             echo(f"  {key.to_user_string()}: {stale[key]}")
         result = dg.materialize(assets, selection=keys, instance=instance, resources=defs.resources,
-                                raise_on_error=False, run_config=QUIET_LOGS)
+                                tags=tags, raise_on_error=False, run_config=QUIET_LOGS)
         if not result.success:
-            for message in failure_messages(result):
-                echo(f"FAILED {message}")
-            return 1
-    else:
+            failures += failure_messages(result)
+    elif not failures:
         echo("everything is up to date")
+    for key, entry in unvalidated_files(layout).items():
+        failures.append(f"{entry['file']} ({key}): read into the lake but its validation is not published; "
+                        f"it is left out of every table until a run validates it")
+    for message in dict.fromkeys(failures):
+        echo(f"FAILED {message}")
     echo(f"done in {time.perf_counter() - started:.1f}s; lake: {layout.root}")
     from crime_pipeline.defs.reports import headline
 
     summary = headline(layout)
     if summary:
         echo(summary)
-    return 0
+    return 1 if failures else 0

@@ -54,7 +54,8 @@ class Pipeline:
     def generate(self, name: str, rows: int, seed: int) -> synthetic.GeneratedIncidents:
         data = synthetic.generate_incidents(rows, seed)
         path = synthetic.write_export_csv(data, self.lake.incoming / name)
-        record_generated(self.lake, sha256_file(path), {"file": name, "rows": rows, "seed": seed})
+        record_generated(self.lake, sha256_file(path), {"file": name, "rows": rows, "seed": seed,
+                                                        "generator_version": synthetic.GENERATOR_VERSION})
         return data
 
 

@@ -104,7 +104,8 @@ def dagster_dev(tmp_path):
     lake = LakeLayout(tmp_path / "lake").ensure()
     data = synthetic.generate_incidents(2500, seed=13)
     path = synthetic.write_export_csv(data, lake.incoming / "export.csv")
-    record_generated(lake, sha256_file(path), {"file": path.name, "rows": 2500, "seed": 13})
+    record_generated(lake, sha256_file(path), {"file": path.name, "rows": 2500, "seed": 13,
+                                               "generator_version": synthetic.GENERATOR_VERSION})
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CRIME_PIPELINE_LAKE": str(lake.root),
            "CRIME_PIPELINE_SENSORS": "stopped"}

@@ -6,8 +6,9 @@ import dagster as dg
 import pandas as pd
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
+from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import column_lineage, table_metadata
-from crime_pipeline.lib.atomic import read_parquet, write_json, write_parquet
+from crime_pipeline.lib.atomic import publish, read_parquet, reject, staged_path, write_json, write_parquet
 from crime_pipeline.lib.columns import CLASSES
 from crime_pipeline.lib.features import (
     FEATURE_COLUMNS,
@@ -17,7 +18,7 @@ from crime_pipeline.lib.features import (
     build_feature_table,
     label_map,
 )
-from crime_pipeline.lib.leakage import MI_RATIO_LIMIT, PURITY_LIMIT, leakage_scores
+from crime_pipeline.lib.leakage import COMBINATION_LIMIT, MI_RATIO_LIMIT, PURITY_LIMIT, combination_accuracy, leakage_scores
 from crime_pipeline.lib.reading import sha256_file
 from crime_pipeline.lib.splits import SPLITS, fit_minmax, random_split, temporal_split
 from crime_pipeline.resources import LakeResource
@@ -34,12 +35,13 @@ def file_version(path) -> str:
     deps=["incidents"],
     group_name="features",
     kinds={"pandas", "parquet"},
-    code_version="1",
+    code_version="2",
     automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
     check_specs=[
         dg.AssetCheckSpec("no_label_leakage", asset="incident_features", blocking=True,
-                          description="Every feature is on the allow-list, and none predicts the label "
-                          "almost perfectly on its own (mutual information / purity)."),
+                          description="On the staged table read back from disk: every column is on the allow-list, "
+                          "no feature predicts the label almost perfectly on its own (mutual information / "
+                          "purity), and no combination does (a shallow tree on all features)."),
     ],
 )
 def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
@@ -48,26 +50,37 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
     Latitude, longitude and the incident datetime feed hour, weekday, month, cyclical encodings,
     distance to downtown, a grid cell and holiday / default-time flags. The label is the parent
     incident type over the 9 canonical classes; `label_map.json` beside the table fixes the class
-    ids. The table is promoted (written where models read it) only if the leakage check passes.
+    ids. The table is staged, audited by the leakage check, and published (where models read it)
+    only if the check passes; otherwise the previous table stays and the staged one is kept as
+    `incident_features.rejected.parquet`.
     """
     layout = lake.layout
+    reads = declared_reads(context, lake)
     incidents_path = layout.table("incidents")
-    table = build_feature_table(read_parquet(incidents_path))
-    features = [c for c in table.columns if c not in NOT_FEATURES]
+    table = build_feature_table(reads.parquet(incidents_path))
+    target = layout.table("incident_features")
+    write_parquet(staged_path(target), table)
+    staged = read_parquet(staged_path(target))  # audit what was written, not what was meant
+    features = [c for c in staged.columns if c not in NOT_FEATURES]
     not_allowed = sorted(set(features) - set(FEATURE_COLUMNS))
-    scores = leakage_scores(table[features], table["label"])
+    scores = leakage_scores(staged[features], staged["label"])
+    combination = combination_accuracy(staged[features], staged["label"])
     leaky = sorted(scores.index[scores["leaky"]])
-    passed = not not_allowed and not leaky
-    target = layout.table("incident_features") if passed else layout.table("incident_features.rejected")
-    path = write_parquet(target, table)
-    write_json(layout.lake_file("label_map.json"), label_map())
-    write_json(layout.lake_file("leakage_check.json"), {
-        "passed": passed, "not_on_allow_list": not_allowed, "leaky": leaky,
-        "mi_ratio_limit": MI_RATIO_LIMIT, "purity_limit": PURITY_LIMIT,
+    passed = not not_allowed and not leaky and not combination["leaky"]
+    leakage = {
+        "passed": passed, "not_on_allow_list": not_allowed, "leaky": leaky, "combination": combination,
+        "mi_ratio_limit": MI_RATIO_LIMIT, "purity_limit": PURITY_LIMIT, "combination_limit": COMBINATION_LIMIT,
         "scores": scores.to_dict(orient="index"),
-    })
+    }
+    outputs = (target, layout.lake_file("label_map.json"), layout.lake_file("leakage_check.json"))
+    write_json(staged_path(outputs[1]), label_map())
+    write_json(staged_path(outputs[2]), leakage)
+    for path in outputs:
+        (publish if passed else reject)(path)
     if not passed:
-        context.log.error(f"leakage check failed: not allowed {not_allowed}, leaky {leaky}; table not promoted")
+        context.log.error(f"leakage check failed: not allowed {not_allowed}, leaky {leaky}, combination "
+                          f"{combination}; table not published, the previous one stays")
+    path = target
     version = file_version(incidents_path)
     yield dg.MaterializeResult(
         metadata={
@@ -75,6 +88,8 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
             "data_version": version,
             "features": ", ".join(features),
             "classes": ", ".join(CLASSES),
+            "published": passed,
+            **reads.metadata(),
             "dagster/column_lineage": column_lineage(
                 {col: [("incidents", src) for src in FEATURE_LINEAGE[col]] for col in table.columns if col in FEATURE_LINEAGE}
                 | {c: [("incidents", c)] for c in ("case_number", "incident_datetime", "label")}
@@ -90,6 +105,8 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
             "not_on_allow_list": ", ".join(not_allowed) or "none",
             "leaky_columns": ", ".join(leaky) or "none",
             "max_mi_ratio": float(scores["mi_ratio"].max()),
+            "combination_accuracy": combination["accuracy"],
+            "majority_rate": combination["majority"],
             "scores": dg.MetadataValue.md(scores.round(4).to_markdown()),
         },
     )
@@ -108,7 +125,7 @@ class SplitConfig(dg.Config):
     deps=[incident_features],
     group_name="features",
     kinds={"pandas", "parquet"},
-    code_version="1",
+    code_version="2",
     automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
 )
 def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake: LakeResource) -> dg.MaterializeResult:
@@ -119,8 +136,9 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
     is split across parts. The scaler's min/max come from the training rows alone.
     """
     layout = lake.layout
+    reads = declared_reads(context, lake)
     features_path = layout.table("incident_features")
-    table = read_parquet(features_path)
+    table = reads.parquet(features_path)
     if not 0 < config.validation_fraction < 1 or not 0 < config.test_fraction < 1 or \
             config.validation_fraction + config.test_fraction >= 0.9:
         raise dg.Failure(description="validation_fraction and test_fraction must be in (0, 1) and leave a training part")
@@ -160,5 +178,6 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
             **{f"rows/{p}": i["rows"] for p, i in summary["parts"].items()},
             "parts": dg.MetadataValue.json(summary["parts"]),
             "class_counts": dg.MetadataValue.md(counts.astype(int).to_markdown()),
+            **reads.metadata(),
         }
     )

@@ -5,9 +5,18 @@ from pathlib import Path
 
 import dagster as dg
 
+from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import table_metadata
 from crime_pipeline.lib.atomic import write_parquet
-from crime_pipeline.lib.lake import LakeLayout, incoming_refusal, ingested, partition_key_for, record_ingested
+from crime_pipeline.lib.faults import fault_point
+from crime_pipeline.lib.lake import (
+    LakeLayout,
+    incoming_refusal,
+    ingested,
+    partition_key_for,
+    record_ingested,
+)
+from crime_pipeline.lib.quality import count_csv_records
 from crime_pipeline.lib.reading import read_raw_csv
 from crime_pipeline.resources import LakeResource
 
@@ -47,11 +56,17 @@ def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     in one schema. Each row keeps its source file, content hash and physical line number; records
     with the wrong number of fields are kept with their raw text for the quarantine. A file that
     cannot be read at all fails with a message naming it and the problem, and writes nothing.
+    The ledger records the file with a record count taken by a second, independent reader (the
+    evidence the validation's row accounting is checked against) and, for files the built-in
+    generator wrote, the generator version.
     """
     layout = lake.layout
     key = context.partition_key
+    reads = declared_reads(context, lake, external=True)
     path, data, digest = locate_incoming(layout, key, context.run.tags.get(SOURCE_FILE_TAG))
+    reads.exists(path)  # recorded: the external input this partition is read from
     context.log.info(f"reading {path.name} ({len(data) / 1e6:.1f} MB)")
+    fault_point("ingest:read")
     try:
         read = read_raw_csv(path, data)
     except ValueError as exc:
@@ -60,8 +75,14 @@ def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     rows.insert(0, "source_file", path.name)
     rows.insert(1, "source_sha256", digest)
     target = write_parquet(layout.raw_table(key), rows)
-    entry = record_ingested(layout, key, {"file": path.name, "sha256": digest, "bytes": len(data),
-                                          "rows_read": read.rows_read})
+    fault_point("ingest:after_raw")
+    generator = reads.json(layout.generated_manifest, {"files": {}})["files"].get(key, {})
+    entry = record_ingested(layout, key, {
+        "file": path.name, "sha256": digest, "bytes": len(data), "rows_read": read.rows_read,
+        "records_counted": count_csv_records(data),
+        "generator_version": generator.get("generator_version") if generator.get("sha256") == digest else None,
+    })
+    fault_point("ingest:after_ledger")
     context.log.info(f"{path.name}: {read.rows_read} rows read, {read.malformed} malformed records")
     return dg.MaterializeResult(
         metadata={
@@ -71,5 +92,7 @@ def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             "malformed_records": read.malformed,
             "ingestion_order": entry["seq"],
             "original_headers": ", ".join(read.original_headers),
+            "records_counted": entry["records_counted"],
+            **reads.metadata(),
         }
     )

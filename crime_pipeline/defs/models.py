@@ -1,6 +1,9 @@
-"""Models: a logistic-regression baseline, the seed project's MLP (GPU-aware), and gradient-boosted trees."""
+"""Models: a logistic-regression baseline, the seed project's MLP (GPU-aware), and gradient-boosted trees.
 
-import json
+Each asset saves a candidate under models/candidates/; model_evaluation audits the candidates and
+publishes to models/ (where `predict` loads) only those that pass its blocking checks.
+"""
+
 import time
 
 import dagster as dg
@@ -8,23 +11,17 @@ import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
+from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads, read_splits
 from crime_pipeline.lib.artifacts import predict_proba, save_model
-from crime_pipeline.lib.atomic import read_parquet
+from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.mlp import MLPSettings, train_mlp
 from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
 
-def load_splits(lake: LakeResource):
-    layout = lake.layout
-    splits = read_parquet(layout.table("dataset_splits"))
-    info = json.loads(layout.lake_file("dataset_splits.json").read_text())
-    return splits, info
-
-
-def _finish(context, lake: LakeResource, kind: str, model, splits, info: dict, config: dict,
+def _finish(context, lake: LakeResource, reads: DeclaredReads, kind: str, model, splits, info: dict, config: dict,
             extra: dict | None = None, seconds: float = 0.0) -> dg.MaterializeResult:
-    """Score on validation, save the artifact with its metadata, report both in the UI."""
+    """Score on validation, save the candidate artifact with its metadata, report both in the UI."""
     val = matrices(splits, info["scaler"], "validation")
     n_classes = len(info["classes"])
     proba = predict_proba(kind, model, val.x, n_classes)
@@ -36,10 +33,11 @@ def _finish(context, lake: LakeResource, kind: str, model, splits, info: dict, c
     meta = {"features": info["features"], "classes": info["classes"], "scaler": info["scaler"], "config": config,
             "data_version": info["data_version"], "split_strategy": info["strategy"], "metrics": metrics,
             **(extra or {})}
-    path = save_model(lake.layout.models, kind, model, meta)
+    path = save_model(lake.layout.model_candidates, kind, model, meta)
     context.log.info(f"{kind}: {metrics}")
     return dg.MaterializeResult(
-        metadata={**metrics, "artifact": dg.MetadataValue.path(str(path)), "data_version": info["data_version"]},
+        metadata={**metrics, "candidate": dg.MetadataValue.path(str(path)), "data_version": info["data_version"],
+                  **reads.metadata()},
     )
 
 
@@ -51,18 +49,19 @@ class LogisticRegressionConfig(dg.Config):
     max_iter: int = 500
 
 
-@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="1",
+@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="2",
           automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
 def baseline_model(context: dg.AssetExecutionContext, config: LogisticRegressionConfig, lake: LakeResource) -> dg.MaterializeResult:
     """Multinomial logistic regression (lbfgs) on the scaled time-and-place features: the baseline.
 
     Saved as coefficient arrays (.npz, no pickle) with a JSON of features, classes and scaler.
     """
-    splits, info = load_splits(lake)
+    reads = declared_reads(context, lake)
+    splits, info = read_splits(reads)
     started = time.perf_counter()
     model = train_logistic_regression(matrices(splits, info["scaler"], "train"), config.class_weighted, config.c,
                                       config.max_iter)
-    return _finish(context, lake, "baseline", model, splits, info, config.model_dump(), seconds=time.perf_counter() - started)
+    return _finish(context, lake, reads, "baseline", model, splits, info, config.model_dump(), seconds=time.perf_counter() - started)
 
 
 class GBDTConfig(dg.Config):
@@ -74,19 +73,20 @@ class GBDTConfig(dg.Config):
     max_leaf_nodes: int = 31
 
 
-@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="1",
+@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="2",
           automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
 def gbdt_model(context: dg.AssetExecutionContext, config: GBDTConfig, lake: LakeResource) -> dg.MaterializeResult:
     """HistGradientBoostingClassifier: the reference a practitioner would reach for on tabular data.
 
     Saved with skops and loaded with an explicit list of trusted types (no pickle).
     """
-    splits, info = load_splits(lake)
+    reads = declared_reads(context, lake)
+    splits, info = read_splits(reads)
     started = time.perf_counter()
     model = train_gbdt(matrices(splits, info["scaler"], "train"), config.class_weighted, config.max_iter,
                        config.learning_rate, config.max_leaf_nodes)
     context.log.info(f"gbdt: {model.n_iter_} boosting iterations")
-    return _finish(context, lake, "gbdt", model, splits, info, config.model_dump(), seconds=time.perf_counter() - started)
+    return _finish(context, lake, reads, "gbdt", model, splits, info, config.model_dump(), seconds=time.perf_counter() - started)
 
 
 class MLPConfig(dg.Config):
@@ -102,7 +102,7 @@ class MLPConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="1",
+@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="2",
           automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu")
 def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeResource,
               torch_device: TorchDeviceResource) -> dg.MaterializeResult:
@@ -113,13 +113,19 @@ def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeRe
     training history. In the `gpu` pool, so two trainings never share one GPU. Saved as a
     state_dict loaded with weights_only=True.
     """
-    splits, info = load_splits(lake)
+    reads = declared_reads(context, lake)
+    splits, info = read_splits(reads)
     settings = MLPSettings(**config.model_dump())
     device = torch_device.resolve()
     context.log.info(f"training the MLP on {device}")
     train, val = matrices(splits, info["scaler"], "train"), matrices(splits, info["scaler"], "validation")
     started = time.perf_counter()
+
+    def log_epoch(message: str) -> None:
+        context.log.info(message)
+        fault_point("mlp:epoch")  # the crash tests kill training here
+
     model, history = train_mlp(train.x, train.y, val.x, val.y, len(info["classes"]), settings, device,
-                               log=context.log.info)
-    return _finish(context, lake, "mlp", model, splits, info, settings.to_dict(),
+                               log=log_epoch)
+    return _finish(context, lake, reads, "mlp", model, splits, info, settings.to_dict(),
                    extra={"history": history, "device": device}, seconds=time.perf_counter() - started)

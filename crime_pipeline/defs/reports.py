@@ -1,183 +1,223 @@
-"""Reports: honest evaluation against baselines and the Bayes limit, figures, and one HTML report."""
+"""Reports: honest evaluation against baselines and the Bayes limit, figures, and one HTML report.
+
+model_evaluation is the gate for models: it audits the candidates the model assets trained (their
+recorded features against the allow-list, their scores against the Bayes limit) and only then
+publishes them to models/, where `predict` loads, together with evaluation.json.
+"""
 
 import base64
-import json
 from datetime import datetime, timezone
 
 import dagster as dg
 import pandas as pd
 
 from crime_pipeline import synthetic
-from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
-from crime_pipeline.defs.models import load_splits
-from crime_pipeline.lib import plots
-from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba
-from crime_pipeline.lib.atomic import read_parquet, write_json, write_parquet, write_text
+from crime_pipeline.defs.automation_conditions import REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, REFRESH_WHEN_UPSTREAM_CHANGES
+from crime_pipeline.defs.lake_io import declared_reads, read_splits
+from crime_pipeline.lib import captions, plots
+from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba, publish_model
+from crime_pipeline.lib.atomic import publish, reject, staged_path, write_json, write_parquet, write_text
 from crime_pipeline.lib.evaluation import evaluate, markdown_table
-from crime_pipeline.lib.lake import LakeLayout, generated_files, ingested, read_json
+from crime_pipeline.lib.faults import fault_point
+from crime_pipeline.lib.features import FEATURE_COLUMNS
+from crime_pipeline.lib.lake import LakeLayout, read_json
 from crime_pipeline.lib.report import render_report
 from crime_pipeline.lib.training import matrices
 from crime_pipeline.resources import LakeResource
 
 PLAUSIBLE_ACCURACY = 0.8  # nine crime types from time and place do not honestly allow more
+MODEL_ASSETS = [f"{kind}_model" for kind in KINDS]
 
 
-def all_generated(layout: LakeLayout) -> bool:
-    """True when every ingested file came from the current built-in generator (Bayes limit known)."""
-    files = ingested(layout)
-    generated = generated_files(layout)
-    return bool(files) and all(
-        key in generated and generated[key].get("generator_version", synthetic.GENERATOR_VERSION) == synthetic.GENERATOR_VERSION
-        for key in files
-    )
+def all_generated(generator_versions: dict[str, str | None]) -> bool:
+    """True when every ingested file was recorded as written by the current generator: only then is
+    the Bayes limit known. A file without a recorded version counts as real data."""
+    return bool(generator_versions) and all(v == synthetic.GENERATOR_VERSION for v in generator_versions.values())
 
 
-@dg.asset(
-    deps=["baseline_model", "mlp_model", "gbdt_model"],
-    group_name="reports",
-    kinds={"pandas", "json"},
-    code_version="1",
-    automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
+@dg.multi_asset(
+    specs=[dg.AssetSpec("model_evaluation", deps=[*MODEL_ASSETS, "dataset_splits", "incidents"], group_name="reports",
+                        kinds={"pandas", "json"}, code_version="2", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)],
+    # can_subset: a check that cannot run on this data is left unexecuted (shown as skipped), not passed.
+    can_subset=True,
     check_specs=[
+        dg.AssetCheckSpec("model_features_allowed", asset="model_evaluation", blocking=True,
+                          description="Every candidate model's recorded features are on the feature allow-list "
+                          "and it was trained on the current splits."),
         dg.AssetCheckSpec("no_model_beats_bayes", asset="model_evaluation", blocking=True,
                           description="On generated data, no model beats the true posterior by more than "
-                          "sampling noise (that would be a leak, never a success)."),
+                          "sampling noise (that would be a leak, never a success). Skipped on real data, where "
+                          "the posterior is unknown."),
         dg.AssetCheckSpec("accuracy_is_plausible", asset="model_evaluation",
-                          description="On real data, no model exceeds 0.8 accuracy (WARN: look for a leak)."),
+                          description="On real data, no model exceeds 0.8 accuracy (WARN: look for a leak). "
+                          "Skipped on generated data, where the Bayes check is the stronger test."),
         dg.AssetCheckSpec("mlp_beats_baselines", asset="model_evaluation",
                           description="The MLP beats the majority class and is not behind logistic regression on log loss (WARN)."),
     ],
 )
 def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
-    """Every model and two baselines (majority class, class prior) on the test split.
+    """Every candidate model and two baselines (majority class, class prior) on the test split.
 
     Accuracy, balanced accuracy, macro and weighted F1, per-class precision and recall, log loss,
     top-3 accuracy and expected calibration error. On data from the built-in generator, also the
     Bayes limit: the same metrics for the generator's exact posterior on the same rows, and each
-    model's gap to it. Written to reports/evaluation.json.
+    model's gap to it. When the blocking checks pass, the models are published to models/ and the
+    results to reports/evaluation.json; otherwise the previous ones stay.
     """
     layout = lake.layout
-    splits, info = load_splits(lake)
+    reads = declared_reads(context, lake)
+    splits, info = read_splits(reads)
+    quality = reads.json(layout.report_file("data_quality.json"))
+    candidates = {kind: reads.json(layout.model_candidates / f"{kind}.json") for kind in KINDS}
+    bad_features = {k: sorted(set(m["features"]) - set(FEATURE_COLUMNS)) for k, m in candidates.items()}
+    bad_features = {k: v for k, v in bad_features.items() if v}
+    stale = [k for k, m in candidates.items() if m.get("data_version") != info["data_version"]]
+    yield_features = dg.AssetCheckResult(
+        asset_key="model_evaluation", check_name="model_features_allowed", passed=not bad_features and not stale,
+        metadata={"features_not_allowed": dg.MetadataValue.json(bad_features), "trained_on_other_data": ", ".join(stale) or "none"})
+    if bad_features or stale:
+        context.log.error(f"not evaluating or publishing: features not allowed {bad_features}, stale {stale}")
+        yield dg.MaterializeResult(asset_key="model_evaluation", metadata={"published": False, **reads.metadata()})
+        yield yield_features
+        return
+
     classes = info["classes"]
     test_rows = splits[splits["split"] == "test"]
     test = matrices(splits, info["scaler"], "test")
     train_y = splits.loc[splits["split"] == "train", "label_id"].to_numpy()
     probas = {}
     for kind in KINDS:
-        model, _ = load_model(layout.models, kind)
+        reads.path(layout.model_candidates / candidates[kind]["weights_file"])
+        model, _ = load_model(layout.model_candidates, kind)
         probas[kind] = predict_proba(kind, model, test.x, len(classes))
+    generated = all_generated(quality.get("generator_versions", {}))
     bayes = None
-    generated = all_generated(layout)
     if generated:
         bayes = synthetic.posterior(test_rows["latitude"], test_rows["longitude"], test_rows["incident_datetime"])
     doc = evaluate(test.y, train_y, probas, classes, info["strategy"], bayes)
     doc["generated_data"] = generated
     doc["data_version"] = info["data_version"]
-    predictions = pd.DataFrame({"label_id": test.y, **{f"pred_{k}": p.argmax(1) for k, p in probas.items()}})
-    write_parquet(layout.lake_file("test_predictions.parquet"), predictions)  # for the figures
-    path = write_json(layout.report_file("evaluation.json"), doc)
+    winners = [k for k, g in doc["bayes"]["gap"].items() if g["test"]["beats_bayes"]] if doc["bayes"] else []
+    passed = not winners
+    outputs = (layout.report_file("evaluation.json"), layout.lake_file("test_predictions.parquet"))
+    write_json(staged_path(outputs[0]), doc)
+    write_parquet(staged_path(outputs[1]), pd.DataFrame(
+        {"label_id": test.y, **{f"pred_{k}": p.argmax(1) for k, p in probas.items()}}))
+    if passed:
+        for kind in KINDS:
+            publish_model(layout.model_candidates, layout.models, kind,
+                          {"published_at": datetime.now(timezone.utc).isoformat(), "test_metrics": doc["models"][kind]})
+    for path in outputs:
+        (publish if passed else reject)(path)
+    if not passed:
+        context.log.error(f"{', '.join(winners)} beat the Bayes limit: a leak. Nothing published; the previous models stay")
     table = markdown_table(doc)
     context.log.info("\n" + table)
     yield dg.MaterializeResult(
+        asset_key="model_evaluation",
         metadata={
             "metrics": dg.MetadataValue.md(table),
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(str(outputs[0])),
             "n_test": doc["n_test"],
+            "published": passed,
+            "bayes_limit": "known (generated data)" if generated else "not applicable: real data, the posterior is unknown",
             **{f"{k}/accuracy": m["accuracy"] for k, m in doc["models"].items()},
             **({"bayes/accuracy": doc["bayes"]["accuracy"]} if doc["bayes"] else {}),
+            **reads.metadata(),
         }
     )
-    if doc["bayes"]:
-        winners = [k for k, g in doc["bayes"]["gap"].items() if g["test"]["beats_bayes"]]
-        yield dg.AssetCheckResult(check_name="no_model_beats_bayes", passed=not winners,
+    yield yield_features
+    if generated:
+        yield dg.AssetCheckResult(asset_key="model_evaluation", check_name="no_model_beats_bayes", passed=passed,
                                   metadata={"models_beating_bayes": ", ".join(winners) or "none",
                                             "bayes_accuracy": doc["bayes"]["accuracy"]})
+        context.log.info("accuracy_is_plausible: skipped, generated data (the Bayes check applies)")
     else:
-        yield dg.AssetCheckResult(check_name="no_model_beats_bayes", passed=True,
-                                  metadata={"note": "not generated data: the Bayes limit is unknown"})
-    too_good = [k for k, m in doc["models"].items() if m["accuracy"] > PLAUSIBLE_ACCURACY]
-    yield dg.AssetCheckResult(
-        check_name="accuracy_is_plausible", severity=dg.AssetCheckSeverity.WARN,
-        passed=generated or not too_good,
-        metadata={"models_above_0.8": ", ".join(too_good) or "none"},
-    )
+        context.log.info("no_model_beats_bayes: skipped, real data (the Bayes limit is unknown)")
+        too_good = [k for k, m in doc["models"].items() if m["accuracy"] > PLAUSIBLE_ACCURACY]
+        yield dg.AssetCheckResult(
+            asset_key="model_evaluation", check_name="accuracy_is_plausible", severity=dg.AssetCheckSeverity.WARN, passed=not too_good,
+            metadata={"models_above_0.8": ", ".join(too_good) or "none"},
+        )
     mlp, baseline = doc["models"]["mlp"], doc["models"]["baseline"]
     majority = doc["baselines"]["majority"]["accuracy"]
     yield dg.AssetCheckResult(
-        check_name="mlp_beats_baselines", severity=dg.AssetCheckSeverity.WARN,
+        asset_key="model_evaluation", check_name="mlp_beats_baselines", severity=dg.AssetCheckSeverity.WARN,
         passed=mlp["accuracy"] > majority and mlp["log_loss"] <= baseline["log_loss"],
         metadata={"mlp_accuracy": mlp["accuracy"], "majority_accuracy": majority,
                   "mlp_log_loss": mlp["log_loss"], "baseline_log_loss": baseline["log_loss"]},
     )
 
 
-FIGURE_CAPTIONS = {
-    "class_distribution.png": "Class distribution: Theft dominates; read every accuracy against this imbalance.",
-    "hotspots_time_bands.png": "Density by time band: look for the late-night cluster downtown (cyan star).",
-    "hotspots_types.png": "Density by type: where each main type concentrates.",
-    "training_curves.png": "MLP training curves: validation loss should flatten, not climb (no overfitting).",
-    "per_class_recall.png": "Per-class recall: which models find the rare types at all.",
-}
+FIGURE_ORDER = ("class_distribution.png", "hotspots_time_bands.png", "hotspots_types.png", "training_curves.png",
+                "per_class_recall.png")
 
 
-def _confusion_caption(kind: str) -> str:
-    return f"Confusion matrix, {kind}: rows are true types; mass off the diagonal is confusion (rare types drift to Theft)."
-
-
-@dg.asset(deps=["model_evaluation", "incidents"], group_name="reports", kinds={"matplotlib", "png"}, code_version="1",
-          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
+@dg.asset(deps=["model_evaluation", "incidents"], group_name="reports", kinds={"matplotlib", "png"}, code_version="2",
+          automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED)
 def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """PNG figures in reports/: a normalised confusion matrix per model, the MLP training curves,
     hexbin hotspot maps by time band and by main type, the class distribution, and per-class recall
     of every model side by side. Each is also attached to this asset's metadata as an inline image
-    with a caption saying what to look for.
+    with a caption computed from the data it shows (reports/captions.json keeps them for the report).
     """
     layout = lake.layout
-    evaluation = json.loads(layout.report_file("evaluation.json").read_text())
+    reads = declared_reads(context, lake)
+    evaluation = reads.json(layout.report_file("evaluation.json"))
     classes = evaluation["classes"]
-    incidents = read_parquet(layout.table("incidents"))
-    predictions = read_parquet(layout.lake_file("test_predictions.parquet"))
-    written = []
+    incidents = reads.parquet(layout.table("incidents"))
+    predictions = reads.parquet(layout.lake_file("test_predictions.parquet"))
+    history = reads.json(layout.models / "mlp.json")["history"]
+    y = predictions["label_id"].to_numpy()
+    written: dict[str, str] = {}
     for kind in evaluation["models"]:
-        written.append(plots.confusion_matrix_figure(
-            predictions["label_id"].to_numpy(), predictions[f"pred_{kind}"].to_numpy(), classes,
-            f"Confusion matrix: {kind} (test split)", layout.report_file(f"confusion_{kind}.png")))
-    history = json.loads((layout.models / "mlp.json").read_text())["history"]
-    written.append(plots.training_curves_figure(history, layout.report_file("training_curves.png")))
-    written.append(plots.hotspots_by_time_band(incidents, layout.report_file("hotspots_time_bands.png")))
-    written.append(plots.hotspots_by_type(incidents, classes, layout.report_file("hotspots_types.png")))
-    written.append(plots.class_distribution_figure(incidents["label"], classes, layout.report_file("class_distribution.png")))
+        pred = predictions[f"pred_{kind}"].to_numpy()
+        path = plots.confusion_matrix_figure(y, pred, classes, f"Confusion matrix: {kind} (test split)",
+                                             layout.report_file(f"confusion_{kind}.png"))
+        written[path.name] = captions.confusion(kind, y, pred, classes)
     recalls = {k: m["per_class_recall"] for k, m in evaluation["models"].items()}
-    written.append(plots.per_class_recall_figure(recalls, classes, layout.report_file("per_class_recall.png")))
+    for path, caption in (
+        (plots.class_distribution_figure(incidents["label"], classes, layout.report_file("class_distribution.png")),
+         captions.class_distribution(incidents["label"])),
+        (plots.hotspots_by_time_band(incidents, layout.report_file("hotspots_time_bands.png")),
+         captions.hotspots_by_time_band(incidents)),
+        (plots.hotspots_by_type(incidents, classes, layout.report_file("hotspots_types.png")),
+         captions.hotspots_by_type(incidents)),
+        (plots.training_curves_figure(history, layout.report_file("training_curves.png")), captions.training_curves(history)),
+        (plots.per_class_recall_figure(recalls, classes, layout.report_file("per_class_recall.png")),
+         captions.per_class_recall(recalls)),
+    ):
+        written[path.name] = caption
+    write_json(layout.report_file("captions.json"), written)
     context.log.info(f"wrote {len(written)} figures to {layout.report_file('')}")
-    # Each figure is shown in the UI itself (Markdown with the PNG inline), with what to look for.
+    # Each figure is shown in the UI itself (Markdown with the PNG inline), with what it shows.
     return dg.MaterializeResult(
         metadata={
             "folder": dg.MetadataValue.path(str(layout.report_file(""))),
             **{path.stem: dg.MetadataValue.md(
                 f"![{caption}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})\n\n{caption}")
-               for path, caption in figure_list(layout)},
+               for path, caption in figure_list(layout, written)},
+            **reads.metadata(),
         }
     )
 
 
-def figure_list(layout: LakeLayout) -> list:
+def figure_list(layout: LakeLayout, figure_captions: dict[str, str]) -> list:
     """Every figure with its caption, in the order the report shows them."""
-    items = [(layout.report_file(f"confusion_{k}.png"), _confusion_caption(k)) for k in KINDS]
-    items += [(layout.report_file(name), caption) for name, caption in FIGURE_CAPTIONS.items()]
-    return [(p, c) for p, c in items if p.exists()]
+    names = [f"confusion_{k}.png" for k in KINDS] + list(FIGURE_ORDER)
+    return [(layout.report_file(n), figure_captions[n]) for n in names
+            if n in figure_captions and layout.report_file(n).exists()]
 
 
-def quarantine_examples(layout: LakeLayout, limit: int = 15) -> pd.DataFrame:
+def quarantine_examples(reads, files: list[dict], limit: int = 15) -> pd.DataFrame:
     """The first quarantined rows of each file, with the columns a reader needs to judge them."""
     columns = ["source_file", "source_line", "rules", "case_number", "incident_datetime", "parent_incident_type",
                "incident_description", "latitude", "longitude"]
     frames = []
-    for key in ingested(layout):
-        path = layout.quarantine_table(key)
-        if path.exists():
-            frame = read_parquet(path)
-            frames.append(frame.reindex(columns=columns).head(limit))
+    for item in files:
+        path = reads.layout.quarantine_table(item["partition_key"])
+        if reads.exists(path):
+            frames.append(reads.parquet(path).reindex(columns=columns).head(limit))
     if not frames:
         return pd.DataFrame(columns=columns)
     out = pd.concat(frames, ignore_index=True).head(limit)
@@ -185,19 +225,25 @@ def quarantine_examples(layout: LakeLayout, limit: int = 15) -> pd.DataFrame:
     return out
 
 
-@dg.asset(deps=["figures", "model_evaluation", "incident_features", "incidents"], group_name="reports",
-          kinds={"html"}, code_version="1", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
+@dg.asset(deps=["figures", "model_evaluation", "incident_features", "incidents", "incident_quarantine"],
+          group_name="reports", kinds={"html"}, code_version="2",
+          automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED)
 def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """One self-contained HTML report (reports/report.html): data quality, the leakage check, metrics
     with baselines and the Bayes limit, and every figure with a caption saying what to look for.
     Images are inline and every value from the data is escaped; it opens without a network.
     """
     layout = lake.layout
-    quality = read_json(layout.report_file("data_quality.json"), {})
-    leakage = read_json(layout.lake_file("leakage_check.json"), {})
-    evaluation = read_json(layout.report_file("evaluation.json"), {})
-    html = render_report(quality, leakage, evaluation, figure_list(layout), quarantine_examples(layout),
+    reads = declared_reads(context, lake)
+    quality = reads.json(layout.report_file("data_quality.json"))
+    leakage = reads.json(layout.lake_file("leakage_check.json"))
+    evaluation = reads.json(layout.report_file("evaluation.json"))
+    figures_shown = figure_list(layout, reads.json(layout.report_file("captions.json")))
+    for figure, _ in figures_shown:
+        reads.path(figure)
+    html = render_report(quality, leakage, evaluation, figures_shown, quarantine_examples(reads, quality["files"]),
                          datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    fault_point("report:before_write")
     path = write_text(layout.report_file("report.html"), html)
     best = max(evaluation["models"].items(), key=lambda kv: kv[1]["accuracy"])
     summary = {
@@ -218,6 +264,7 @@ def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             "summary": dg.MetadataValue.md(
                 "\n".join(f"- **{k}**: {v}" for k, v in summary.items()) + "\n\n" + markdown_table(evaluation)),
             "best_accuracy": summary["best_accuracy"],
+            **reads.metadata(),
             "majority_accuracy": summary["majority_accuracy"],
         }
     )

@@ -110,3 +110,16 @@ def predict_proba(kind: str, model, x: np.ndarray, n_classes: int) -> np.ndarray
         full = np.zeros((len(x), n_classes))
         full[:, np.asarray(model.classes_, dtype=int)] = model.predict_proba(x)
     return full / full.sum(axis=1, keepdims=True)
+
+
+def publish_model(candidates: Path, published: Path, kind: str, extra: dict) -> Path:
+    """Copy an audited candidate into the published folder: weights first, then the JSON (with
+    `extra`, e.g. the evaluation that passed), so a reader never sees a JSON without its weights."""
+    meta = json.loads((candidates / f"{kind}.json").read_text())
+    weights = published / Path(meta["weights_file"]).name
+    write_bytes(weights, (candidates / weights.name).read_bytes())
+    path = write_json(published / f"{kind}.json", {**meta, **extra})
+    for old in published.glob(f"{kind}-*.{_SUFFIX[kind]}"):
+        if old != weights:
+            old.unlink()
+    return path

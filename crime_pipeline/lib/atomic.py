@@ -1,6 +1,8 @@
 """Atomic file writes: write a temporary sibling, fsync, then rename over the target.
 
-A crash mid-write leaves the previous good file in place, never half a file.
+A crash mid-write leaves the previous good file in place, never half a file. Temporary names
+carry the writer's pid, so `remove_stale_temp_files` can clear what a killed writer left behind
+without touching a live writer's file.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,19 +19,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crime_pipeline.lib.faults import fault_point
+
+_TEMP_NAME = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `target`; rename it onto `target` if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.pid{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
+        fault_point(f"write:{target.name}")  # the crash tests stop here: temp file written, not renamed
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -60,3 +68,48 @@ def write_parquet(target: str | os.PathLike, frame: pd.DataFrame) -> Path:
 def read_parquet(source: str | os.PathLike) -> pd.DataFrame:
     """Read Parquet verifying page checksums, so a flipped byte fails loudly."""
     return pq.read_table(source, page_checksum_verification=True).to_pandas()
+
+
+def staged_path(target: str | os.PathLike) -> Path:
+    """Where a file is written before its checks run: beside the target, so publishing is a rename."""
+    target = Path(target)
+    return target.with_name(f"{target.stem}.staged{target.suffix}")
+
+
+def rejected_path(target: str | os.PathLike) -> Path:
+    target = Path(target)
+    return target.with_name(f"{target.stem}.rejected{target.suffix}")
+
+
+def publish(target: str | os.PathLike) -> Path:
+    """Make the staged version of `target` the one readers see (an atomic rename)."""
+    fault_point(f"publish:{Path(target).name}")
+    os.replace(staged_path(target), target)
+    return Path(target)
+
+
+def reject(target: str | os.PathLike) -> Path:
+    """Keep a staged version that failed its checks for inspection; readers keep the previous one."""
+    os.replace(staged_path(target), rejected_path(target))
+    return rejected_path(target)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temp_files(root: str | os.PathLike) -> list[Path]:
+    """Delete temporary files under `root` whose writing process is gone; return what was removed."""
+    removed = []
+    for path in Path(root).rglob(".*.tmp"):
+        match = _TEMP_NAME.match(path.name)
+        if match and path.is_file() and not _pid_alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -1,7 +1,9 @@
 """Where everything lives in the data lake, and the ledger of ingested files.
 
 The ledger (`ledger/ingested.json`) records every file ingested, by content hash, so a file is
-ingested once however often it is dropped in, renamed, or whatever happens to DAGSTER_HOME.
+ingested once however often it is dropped in, renamed, or whatever happens to DAGSTER_HOME. A file
+is done only when its validation is published (status `validated`); until then (status `read`:
+raw table written, validation not yet published, e.g. after a crash) every run retries it.
 """
 
 from __future__ import annotations
@@ -61,7 +63,13 @@ class LakeLayout:
 
     @property
     def models(self) -> Path:
+        """Published models: what `predict` and the reports load."""
         return self.root / "models"
+
+    @property
+    def model_candidates(self) -> Path:
+        """Models as trained, before model_evaluation's checks publish them."""
+        return self.root / "models" / "candidates"
 
     def report_file(self, name: str) -> Path:
         return self.root / "reports" / name
@@ -91,22 +99,63 @@ def read_json(path: Path, default: dict) -> dict:
     return json.loads(path.read_text())
 
 
+VALIDATED = "validated"
+
+
 def ingested(layout: LakeLayout) -> dict[str, dict]:
-    """Ledger entries by partition key, in ingestion order."""
+    """Ledger entries by partition key, in ingestion order, whatever their status."""
     files = read_json(layout.ledger, {"files": {}})["files"]
     return dict(sorted(files.items(), key=lambda kv: kv[1]["seq"]))
 
 
-def record_ingested(layout: LakeLayout, key: str, entry: dict) -> dict:
-    """Add (or refresh) one file's ledger entry; a re-ingested file keeps its original order."""
+def split_by_status(files: dict[str, dict]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(validated, not validated) ledger entries, each in ingestion order. Validated files are the
+    ones downstream assets merge; the others were read but their validation was never published
+    (a crash, a failed check) and are retried."""
+    ordered = sorted(files.items(), key=lambda kv: kv[1]["seq"])
+    return ({k: e for k, e in ordered if e.get("status") == VALIDATED},
+            {k: e for k, e in ordered if e.get("status") != VALIDATED})
+
+
+def validated_files(layout: LakeLayout) -> dict[str, dict]:
+    return split_by_status(ingested(layout))[0]
+
+
+def unvalidated_files(layout: LakeLayout) -> dict[str, dict]:
+    return split_by_status(ingested(layout))[1]
+
+
+def _update_entry(layout: LakeLayout, key: str, update) -> dict:
     with _locked(layout.ledger):
         ledger = read_json(layout.ledger, {"files": {}})
         files = ledger["files"]
-        previous = files.get(key)
-        seq = previous["seq"] if previous else max((f["seq"] for f in files.values()), default=0) + 1
-        files[key] = {**entry, "seq": seq, "ingested_at": datetime.now(timezone.utc).isoformat()}
+        files[key] = update(files.get(key), files)
         write_json(layout.ledger, ledger)
         return files[key]
+
+
+def record_ingested(layout: LakeLayout, key: str, entry: dict) -> dict:
+    """Record a file's raw table (status `read`). A retried file keeps its order and first ingestion
+    time, since validation judges "in the future" against that time."""
+
+    def update(previous, files):
+        seq = previous["seq"] if previous else max((f["seq"] for f in files.values()), default=0) + 1
+        first = previous.get("ingested_at") if previous else None
+        return {**entry, "seq": seq, "ingested_at": first or datetime.now(timezone.utc).isoformat(), "status": "read"}
+
+    return _update_entry(layout, key, update)
+
+
+def record_validated(layout: LakeLayout, key: str, counts: dict) -> dict:
+    """Mark a file done: its validated and quarantine tables are published."""
+
+    def update(previous, files):
+        if previous is None:
+            raise KeyError(f"partition {key} was validated but never recorded as read")
+        return {**previous, "status": VALIDATED, "validation": counts,
+                "validated_at": datetime.now(timezone.utc).isoformat()}
+
+    return _update_entry(layout, key, update)
 
 
 def record_generated(layout: LakeLayout, sha256: str, info: dict) -> None:
@@ -144,9 +193,11 @@ def scan_incoming(layout: LakeLayout, key_of: Callable[[Path], str | None]) -> t
     """Files in raw/incoming not yet ingested, one per content, and notes on the rest.
 
     `key_of` gives a file's partition key, or None when it is not ready (the sensor waits for a
-    stable size). Notes are (kind, message) with kind "refused", "known" or "duplicate".
+    stable size). Notes are (kind, message) with kind "refused", "known", "duplicate" or "retry".
+    A file read before but never validated (a crash, a failed check) counts as new: it is retried.
     """
-    done = ingested(layout)
+    done = validated_files(layout)
+    unfinished = unvalidated_files(layout)
     new: dict[str, NewFile] = {}
     notes: list[tuple[str, str]] = []
     for path in sorted(layout.incoming.iterdir()):
@@ -162,5 +213,7 @@ def scan_incoming(layout: LakeLayout, key_of: Callable[[Path], str | None]) -> t
         elif key in new:
             notes.append(("duplicate", f"{path.name}: same content as {new[key].path.name}; ingested once"))
         else:
+            if key in unfinished:
+                notes.append(("retry", f"{path.name}: read before but its validation was never published; retrying"))
             new[key] = NewFile(path, key)
     return list(new.values()), notes

@@ -1,10 +1,12 @@
-"""Leakage detection: no single feature may predict the label almost perfectly on its own.
+"""Leakage detection: no feature, alone or combined with others, may predict the label almost perfectly.
 
 Honest time-and-place features each carry a few percent of the label's entropy. A column that
 carries most of it (the primary type, the description) is the label in disguise. Both scores are
 corrected for small samples, where any many-valued column looks predictive in-sample: mutual
 information minus its value against a shuffled label, and purity measured out of sample (bins'
-majority labels learnt on one half, scored on the other).
+majority labels learnt on one half, scored on the other). Columns that are innocent one by one
+can still spell the label together, so a shallow decision tree on all features is also scored out
+of sample: honest time and place stay near the majority rate, a leaky combination approaches 1.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ MAX_BINS = 64
 MIN_ROWS_PER_BIN = 50
 MI_RATIO_LIMIT = 0.5  # share of the label's entropy one feature may explain
 PURITY_LIMIT = 0.9  # out-of-sample accuracy of predicting the label from one feature alone
+COMBINATION_LIMIT = 0.9  # out-of-sample accuracy of a shallow tree on all features together
+COMBINATION_SAMPLE = 20_000
 
 
 def _discretise(values: pd.Series) -> np.ndarray:
@@ -67,3 +71,21 @@ def leakage_scores(features: pd.DataFrame, label: pd.Series, seed: int = 0) -> p
         (scores["purity"] >= PURITY_LIMIT) & (scores["purity"] > majority + 0.05)
     )
     return scores
+
+
+def combination_accuracy(features: pd.DataFrame, label: pd.Series, seed: int = 0) -> dict:
+    """Out-of-sample accuracy of a depth-8 decision tree on every feature together (2-fold, on a
+    sample), against the majority rate; `leaky` when it is near-perfect."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.tree import DecisionTreeClassifier
+
+    sample = features.sample(min(len(features), COMBINATION_SAMPLE), random_state=seed)
+    y = pd.factorize(label.loc[sample.index])[0]
+    majority = float(np.bincount(y).max() / len(y)) if len(y) else 0.0
+    if len(y) < 20 or len(np.unique(y)) < 2:
+        return {"accuracy": None, "majority": majority, "leaky": False, "rows": int(len(y))}
+    x = sample.apply(lambda c: pd.factorize(c)[0] if not pd.api.types.is_numeric_dtype(c) else c).to_numpy(dtype=float)
+    tree = DecisionTreeClassifier(max_depth=8, min_samples_leaf=5, random_state=seed)
+    accuracy = float(cross_val_score(tree, np.nan_to_num(x), y, cv=2).mean())
+    return {"accuracy": accuracy, "majority": majority, "rows": int(len(y)),
+            "leaky": accuracy >= COMBINATION_LIMIT and accuracy > majority + 0.05}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from crime_pipeline.lib.captions import real_data_note
+
 from crime_pipeline.lib.evaluation import HEADLINE
 
 CSS = """
@@ -82,8 +84,7 @@ def _metrics_section(evaluation: dict) -> str:
                 + _table(["model", "accuracy gap to Bayes", "log-loss gap to Bayes"],
                          [[k, _fmt(g["accuracy"]), _fmt(g["log_loss"])] for k, g in bayes["gap"].items()]))
     else:
-        note = ("<p class='note'>Real data: the best achievable accuracy is unknown. Nine crime types from time and "
-                "place alone allow a few points above the majority class, not 97%.</p>")
+        note = f"<p class='note'>{esc(real_data_note(evaluation))}</p>"
     recall = _table(["type", *evaluation["models"]],
                     [[c, *[_fmt(m["per_class_recall"][c]) for m in evaluation["models"].values()]] for c in evaluation["classes"]])
     return (f"<h2>Models on the test split</h2><p>Split: {esc(evaluation['split'])}, {evaluation['n_test']:,} test incidents.</p>"

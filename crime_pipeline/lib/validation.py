@@ -193,7 +193,7 @@ class ValidationResult:
     flags: dict[str, int] = field(default_factory=dict)
 
 
-def validate_incidents(raw: pd.DataFrame) -> ValidationResult:
+def validate_incidents(raw: pd.DataFrame, as_of=None) -> ValidationResult:
     """Validate raw text rows into valid + quarantined rows; `raw_record` marks malformed records."""
     raw = raw.reset_index(drop=True)
     if "raw_record" in raw:

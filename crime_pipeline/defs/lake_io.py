@@ -1,0 +1,78 @@
+"""Declared reads: an asset reads a lake file only if the file's producer is itself or a dependency.
+
+`declared_reads(context, lake)` gives the asset a reader that looks up each file's producer in the
+catalog (lib/catalog.py) and refuses a file no declared input publishes, so a hidden data
+dependency fails loudly instead of hiding from the lineage graph. Every read is recorded and shown
+as the `lake/reads` metadata entry; the lineage test checks those against the asset graph.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from crime_pipeline.lib.atomic import read_parquet
+from crime_pipeline.lib.catalog import producers_of
+from crime_pipeline.lib.lake import LakeLayout
+from crime_pipeline.resources import LakeResource
+
+
+class UndeclaredReadError(RuntimeError):
+    """An asset tried to read a file that none of its declared inputs publishes."""
+
+
+class DeclaredReads:
+    """Reads of lake files on behalf of one asset step, checked against its declared inputs."""
+
+    def __init__(self, layout: LakeLayout, step: str, allowed: set[str]):
+        self.layout, self.step, self.allowed = layout, step, allowed
+        self.reads: list[str] = []
+
+    def path(self, path: Path) -> Path:
+        """The path itself, once checked and recorded (for readers of their own, e.g. Parquet metadata)."""
+        relative = Path(path).resolve().relative_to(self.layout.root.resolve()).as_posix()
+        producers = producers_of(relative)
+        if not producers & self.allowed:
+            raise UndeclaredReadError(
+                f"{self.step} reads {relative}, published by {', '.join(sorted(producers)) or 'no asset'}, "
+                f"which is not among its declared inputs ({', '.join(sorted(self.allowed - {self.step}))})"
+            )
+        if relative not in self.reads:
+            self.reads.append(relative)
+        return Path(path)
+
+    def exists(self, path: Path) -> bool:
+        return self.path(path).exists()
+
+    def parquet(self, path: Path) -> pd.DataFrame:
+        return read_parquet(self.path(path))
+
+    def json(self, path: Path, default: Any = None) -> Any:
+        path = self.path(path)
+        if not path.exists() and default is not None:
+            return default
+        return json.loads(path.read_text())
+
+    def bytes(self, path: Path) -> bytes:
+        return self.path(path).read_bytes()
+
+    def metadata(self) -> dict:
+        return {"lake/reads": dg.MetadataValue.json(self.reads)}
+
+
+def declared_reads(context: dg.AssetExecutionContext, lake: LakeResource, external: bool = False) -> DeclaredReads:
+    """A reader for this step: its own assets, their dependencies, and raw inputs when `external`."""
+    assets_def = context.assets_def
+    keys = set(assets_def.keys) | set(assets_def.dependency_keys)
+    allowed = {k.to_user_string() for k in keys} | ({"external"} if external else set())
+    return DeclaredReads(lake.layout, context.op_execution_context.op.name, allowed)
+
+
+def read_splits(reads: DeclaredReads) -> tuple[pd.DataFrame, dict]:
+    """The split feature table and its summary (scaler, classes, features): dataset_splits' outputs."""
+    layout = reads.layout
+    return reads.parquet(layout.table("dataset_splits")), reads.json(layout.lake_file("dataset_splits.json"))
