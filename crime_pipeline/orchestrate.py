@@ -80,30 +80,18 @@ def downstream_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
     return [k for k in graph.toposorted_asset_keys if graph.get(k).partitions_def is None]
 
 
-def blocked_by_failed_checks(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[dg.AssetKey, str]:
-    """Assets below an unpartitioned asset whose latest blocking check failed: not rebuilt until it passes."""
+def failed_audits(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[dg.AssetKey, str]:
+    """Unpartitioned assets whose latest blocking check failed: their published version is the old
+    one, so they are audited again (the cause may be fixed); if they fail again, Dagster's blocking
+    keeps everything below them from being built on the old version."""
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
     graph = defs.resolve_asset_graph()
     checks = [k for k in graph.asset_check_keys if graph.get_check_spec(k).blocking
               and graph.get(k.asset_key).partitions_def is None]
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(checks)
-    blocked: dict[dg.AssetKey, str] = {}
-    for key, record in latest.items():
-        if record.status == AssetCheckExecutionRecordStatus.FAILED:
-            for child in _descendants(graph, key.asset_key):
-                blocked.setdefault(child, f"blocking check {key.asset_key.to_user_string()}:{key.name} failed")
-    return blocked
-
-
-def _descendants(graph, key: dg.AssetKey) -> set[dg.AssetKey]:
-    out, todo = set(), [key]
-    while todo:
-        for child in graph.get(todo.pop()).child_keys:
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return out
+    return {key.asset_key: f"its last blocking check ({key.name}) failed; auditing again"
+            for key, record in latest.items() if record.status == AssetCheckExecutionRecordStatus.FAILED}
 
 
 def stale_assets(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, str]:
@@ -171,11 +159,9 @@ def run_pipeline(
     keys = downstream_keys(defs)
     if downstream is not None:
         keys = [k for k in keys if k.to_user_string() in downstream]
-    stale = {k: "--force" for k in keys} if force else stale_assets(defs, instance, keys)
-    blocked = blocked_by_failed_checks(defs, instance) if not force else {}
-    for key in [k for k in keys if k in stale and k in blocked]:
-        echo(f"  not rebuilding {key.to_user_string()}: {blocked[key]}")
-    keys = [k for k in keys if k in stale and k not in blocked]
+    stale = {k: "--force" for k in keys} if force else {**failed_audits(defs, instance),
+                                                        **stale_assets(defs, instance, keys)}
+    keys = [k for k in keys if k in stale]
     if keys and validated_files(layout):
         echo(f"rebuilding {len(keys)} downstream assets:")
         for key in keys:

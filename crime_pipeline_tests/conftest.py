@@ -75,17 +75,26 @@ def lake_snapshot(lake: LakeLayout) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    """The whole pipeline (through the report) on 20,000 generated rows, run once per test session."""
+def trained_run(tmp_path_factory):
+    """The whole pipeline (through the report) on 20,000 generated rows, run once per test session:
+    (lake, definitions, the instance that recorded the runs)."""
+    lake = LakeLayout(tmp_path_factory.mktemp("trained") / "lake").ensure()
+    with dg.instance_for_test() as instance:
+        defs = build_definitions(str(lake.root))
+        pipe = Pipeline(defs, instance, lake)
+        pipe.generate("gen.csv", rows=20_000, seed=8)
+        assert pipe.run() == 0, pipe.output
+        yield lake, defs, instance
+
+
+@pytest.fixture(scope="session")
+def trained(trained_run):
+    """(lake, splits, split summary) of the session's trained lake."""
     import json
 
     from crime_pipeline.lib.atomic import read_parquet
 
-    lake = LakeLayout(tmp_path_factory.mktemp("trained") / "lake").ensure()
-    with dg.instance_for_test() as instance:
-        pipe = Pipeline(build_definitions(str(lake.root)), instance, lake)
-        pipe.generate("gen.csv", rows=20_000, seed=8)
-        assert pipe.run() == 0, pipe.output
+    lake = trained_run[0]
     splits = read_parquet(lake.table("dataset_splits"))
     info = json.loads(lake.lake_file("dataset_splits.json").read_text())
     return lake, splits, info

@@ -91,6 +91,8 @@ def test_the_blocking_bayes_check_fails_when_a_model_sees_the_label(trained, mon
         return proba
 
     monkeypatch.setattr(reports, "predict_proba", mlp_with_a_leak)
+    published = {p.name: p.read_bytes() for p in lake.models.glob("*") if p.is_file()}
+    evaluation = lake.report_file("evaluation.json").read_bytes()
     defs = build_definitions(str(lake.root))
     with dg.instance_for_test() as instance:
         result = dg.materialize(defs.assets, selection=["model_evaluation", "figures"], instance=instance,
@@ -99,6 +101,9 @@ def test_the_blocking_bayes_check_fails_when_a_model_sees_the_label(trained, mon
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "no_model_beats_bayes")
     assert not check.passed and "mlp" in check.metadata["models_beating_bayes"].value
     assert "figures" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    # Nothing was published: the models predict loads and the evaluation the report shows are the old ones.
+    assert {p.name: p.read_bytes() for p in lake.models.glob("*") if p.is_file()} == published
+    assert lake.report_file("evaluation.json").read_bytes() == evaluation
 
 
 def test_every_figure_is_a_real_picture(trained):

@@ -4,8 +4,10 @@ import json
 import os
 
 import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
+from crime_pipeline.lib.atomic import remove_stale_temp_files
 from crime_pipeline.lib.lake import partition_key_for, scan_incoming
 from crime_pipeline.lib.reading import sha256_file
 from crime_pipeline.resources import LakeResource
@@ -13,6 +15,8 @@ from crime_pipeline.resources import LakeResource
 # Sensors run by default; CRIME_PIPELINE_SENSORS=stopped starts them off (to drive runs by hand or in tests).
 SENSOR_STATUS = (dg.DefaultSensorStatus.STOPPED if os.environ.get("CRIME_PIPELINE_SENSORS", "running") == "stopped"
                  else dg.DefaultSensorStatus.RUNNING)
+
+MAX_RETRIES = 2
 
 ingest_file_job = dg.define_asset_job(
     "ingest_file",
@@ -31,6 +35,11 @@ def incoming_file_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     left where they are, untouched.
     """
     layout = lake.layout
+    from crime_pipeline.orchestrate import reap_dead_runs
+
+    for path in remove_stale_temp_files(layout.root):
+        context.log.info(f"removed {path.name}, left half-written by a killed run")
+    reap_dead_runs(context.instance, echo=context.log.warning)
     previous = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, dict] = {}
 
@@ -50,9 +59,21 @@ def incoming_file_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     for kind, note in notes:
         if kind == "refused":
             context.log.warning(note)
-        elif kind == "duplicate":
+        elif kind in ("duplicate", "retry"):
             context.log.info(note)
-    requests = [dg.RunRequest(run_key=f.key, partition_key=f.key, tags={SOURCE_FILE_TAG: f.path.name}) for f in new]
+    requests = []
+    for f in new:
+        # A file read before but never validated (a crash, a failed check) is retried, a few times,
+        # never while a run for it is still going.
+        runs = context.instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": f.key}))
+        if any(r.dagster_run.status in IN_PROGRESS_RUN_STATUSES for r in runs):
+            continue
+        if len(runs) > MAX_RETRIES:
+            context.log.error(f"{f.path.name}: not validated after {len(runs)} runs; fix the file or run "
+                              "`crime-pipeline run` to see why")
+            continue
+        requests.append(dg.RunRequest(run_key=f.key if not runs else f"{f.key}:retry{len(runs)}",
+                                      partition_key=f.key, tags={SOURCE_FILE_TAG: f.path.name}))
     new_keys = [f.key for f in new]
     return dg.SensorResult(
         run_requests=requests,
