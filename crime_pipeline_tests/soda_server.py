@@ -31,13 +31,27 @@ def api_rows(n: int) -> list[dict]:
 
 
 class SodaServer:
-    """Serves /resource/<dataset>.json. `fail_next` 500s, `malformed_offsets` answer garbage."""
+    """Serves /resource/<dataset>.json like a SODA portal, or misbehaves on request.
+
+    `fail_next` answers that many 500s, `malformed_offsets` answer HTML at those offsets, `status`
+    answers every request with that HTTP status. `hostile` picks one misbehaviour: "oversize" (an
+    endless body without Content-Length), "oversize_declared" (a Content-Length over any limit),
+    "endless" (every page full of new rows), "repeat" (ignores $offset), "drip" (one byte per
+    `drip_seconds`), "drop" (closes half-way through the announced body), "redirect" (302 to
+    `redirect_to` + the same path and query); paths under /old/ always redirect here. Every request's query and headers are recorded.
+    """
 
     def __init__(self, rows: list[dict], dataset: str = "d6g9-xbgu"):
         self.rows, self.dataset = rows, dataset
         self.fail_next = 0
+        self.status: int | None = None
         self.malformed_offsets: set[int] = set()
+        self.hostile: str | None = None
+        self.drip_seconds = 0.2
+        self.redirect_to = ""
         self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.stopping = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,23 +59,45 @@ class SodaServer:
                 pass
 
             def do_GET(self):
+                try:
+                    self._answer()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client hung up, as it should on a hostile answer
+
+            def _answer(self):
                 parsed = urllib.parse.urlparse(self.path)
                 query = {k: v[0] for k, v in urllib.parse.parse_qs(parsed.query).items()}
                 server.requests.append(query)
+                server.headers.append(dict(self.headers))
+                if server.hostile == "redirect" or parsed.path.startswith("/old/"):  # /old/...: moved here
+                    self.send_response(302)
+                    target = server.redirect_to if server.hostile == "redirect" else server.url
+                    self.send_header("Location", target + self.path.removeprefix("/old"))
+                    self.send_header("Content-Length", "0")
+                    return self.end_headers()
                 if parsed.path != f"/resource/{server.dataset}.json":
                     return self._send(404, b'{"error": "not found"}')
+                if server.status:
+                    return self._send(server.status, b'{"error": "no"}')
                 if server.fail_next:
                     server.fail_next -= 1
                     return self._send(500, b'{"error": "internal"}')
                 offset, limit = int(query.get("$offset", 0)), int(query.get("$limit", 1000))
                 if offset in server.malformed_offsets:
                     return self._send(200, b"<html>maintenance</html>")
-                rows = server.rows
-                match = re.fullmatch(r":updated_at > '(.+)'", query.get("$where", ""))
-                if match:
-                    rows = [r for r in rows if r[":updated_at"] > match.group(1)]
-                rows = sorted(rows, key=lambda r: (r[":updated_at"], r[":id"]))
-                self._send(200, json.dumps(rows[offset:offset + limit]).encode())
+                if server.hostile in ("oversize", "oversize_declared", "drip", "drop"):
+                    return getattr(self, "_" + server.hostile)()
+                if server.hostile == "endless":
+                    rows = api_rows(offset + limit)[offset:]
+                elif server.hostile == "repeat":
+                    rows = server.rows[:limit]
+                else:
+                    rows = server.rows
+                    match = re.fullmatch(r":updated_at > '(.+)'", query.get("$where", ""))
+                    if match:
+                        rows = [r for r in rows if r[":updated_at"] > match.group(1)]
+                    rows = sorted(rows, key=lambda r: (r[":updated_at"], r[":id"]))[offset:offset + limit]
+                self._send(200, json.dumps(rows).encode())
 
             def _send(self, status: int, body: bytes):
                 self.send_response(status)
@@ -69,6 +105,39 @@ class SodaServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _oversize(self):  # no length: the body ends when the connection closes, or never
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"[")
+                while not server.stopping.is_set():
+                    self.wfile.write(b'{"case_number": "x"},' * 4096)
+
+            def _oversize_declared(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(50 * 2**30))
+                self.end_headers()
+                self.wfile.write(b"[")
+
+            def _drip(self):
+                body = json.dumps(server.rows).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for i in range(len(body)):
+                    if server.stopping.wait(server.drip_seconds):
+                        return
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+
+            def _drop(self):
+                body = json.dumps(server.rows).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -79,5 +148,6 @@ class SodaServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
