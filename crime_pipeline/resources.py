@@ -58,7 +58,7 @@ class OpenDataResource(dg.ConfigurableResource):
     timeout_seconds: float = Field(default=120.0, description="One request, connect to last byte (s).")
     deadline_seconds: float = Field(default=3600.0, description="The whole pull, retries included (s).")
     max_page_bytes: int = Field(default=256 * 2**20, description="Largest response accepted for one page.")
-    max_total_bytes: int = Field(default=2 * 2**30, description="Most bytes accepted over the whole pull.")
+    max_total_bytes: int = Field(default=2**30, description="Most bytes accepted over the whole pull.")
     max_pages: int = Field(default=100, description="Most pages in one pull; paging further is an error.")
 
     def settings(self):

@@ -36,8 +36,8 @@ class SodaServer:
     `fail_next` answers that many 500s, `malformed_offsets` answer HTML at those offsets, `status`
     answers every request with that HTTP status. `hostile` picks one misbehaviour: "oversize" (an
     endless body without Content-Length), "oversize_declared" (a Content-Length over any limit),
-    "endless" (every page full of new rows), "repeat" (ignores $offset), "drip" (one byte per
-    `drip_seconds`), "drop" (closes half-way through the announced body), "redirect" (302 to
+    "endless" (every page full of new rows), "repeat" (ignores $offset), "drip" (one body byte per
+    `drip_seconds`), "drip_headers" (the same for the status line), "drop" (closes half-way through the announced body), "redirect" (302 to
     `redirect_to` + the same path and query); paths under /old/ always redirect here. Every request's query and headers are recorded.
     """
 
@@ -85,7 +85,7 @@ class SodaServer:
                 offset, limit = int(query.get("$offset", 0)), int(query.get("$limit", 1000))
                 if offset in server.malformed_offsets:
                     return self._send(200, b"<html>maintenance</html>")
-                if server.hostile in ("oversize", "oversize_declared", "drip", "drop"):
+                if server.hostile in ("oversize", "oversize_declared", "drip", "drip_headers", "drop"):
                     return getattr(self, "_" + server.hostile)()
                 if server.hostile == "endless":
                     rows = api_rows(offset + limit)[offset:]
@@ -128,6 +128,13 @@ class SodaServer:
                     if server.stopping.wait(server.drip_seconds):
                         return
                     self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+
+            def _drip_headers(self):  # the status line itself, one byte at a time
+                for byte in b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n[]":
+                    if server.stopping.wait(server.drip_seconds):
+                        return
+                    self.wfile.write(bytes([byte]))
                     self.wfile.flush()
 
             def _drop(self):

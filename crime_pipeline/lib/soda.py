@@ -14,12 +14,15 @@ rows never silently come from a host nobody configured and the token never reach
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import http.client
 import io
 import json
+import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -49,8 +52,8 @@ class SodaSettings:
     backoff_seconds: float = 1.0
     timeout_seconds: float = 120.0  # one request, connect to last byte
     deadline_seconds: float = 3600.0  # the whole pull, retries and backoff included
-    max_page_bytes: int = 256 * 2**20  # a 50,000-row page of the real data is about 75 MB
-    max_total_bytes: int = 2 * 2**30  # the whole data set is about 0.5 GB as JSON
+    max_page_bytes: int = 256 * 2**20  # a 50,000-row page of the real data is about 52 MB
+    max_total_bytes: int = 2**30  # the whole data set is about 0.33 GB as JSON, ~4x that once parsed
     max_pages: int = 100  # 5 million rows at the default page size (the data set has ~323,000)
 
 
@@ -63,11 +66,46 @@ class _Transient(Exception):
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # redirects are checked and followed in _get
+    def redirect_request(self, *args, **kwargs):  # redirects are checked and followed by _Pull
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class _Tracked:
+    """A connection that hands its socket to the pull, so a watchdog can cut it at the deadline."""
+
+    def __init__(self, *args, pull: "_Pull", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pull = pull
+
+    def connect(self):
+        super().connect()
+        self._pull.adopt(self.sock)
+
+
+class _TrackedHTTP(_Tracked, http.client.HTTPConnection):
+    pass
+
+
+class _TrackedHTTPS(_Tracked, http.client.HTTPSConnection):
+    pass
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, pull: "_Pull"):
+        super().__init__()
+        self.pull = pull
+
+    def http_open(self, req):
+        return self.do_open(_TrackedHTTP, req, pull=self.pull)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, pull: "_Pull"):
+        super().__init__()
+        self.pull = pull
+
+    def https_open(self, req):
+        return self.do_open(_TrackedHTTPS, req, context=self._context, pull=self.pull)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -85,12 +123,21 @@ def _page_url(settings: SodaSettings, since: str | None, offset: int) -> str:
 
 
 class _Pull:
-    """One pull's shared state: the deadline, bytes so far, and the error wording."""
+    """One pull: its deadline, bytes so far, the current request's socket, and the error wording.
 
-    def __init__(self, settings: SodaSettings, log, sleep, clock):
-        self.settings, self.log, self.sleep, self.clock = settings, log, sleep, clock
-        self.deadline = clock() + settings.deadline_seconds
+    Each request runs under a watchdog that shuts its socket at min(request timeout, pull deadline):
+    socket timeouts alone restart with every byte, so a server dripping its headers or body would
+    outlast both.
+    """
+
+    def __init__(self, settings: SodaSettings, log: Callable[[str], None], sleep: Callable[[float], None]):
+        self.settings, self.log, self.sleep = settings, log, sleep
+        self.deadline = time.monotonic() + settings.deadline_seconds
         self.total_bytes = 0
+        self.opener = urllib.request.build_opener(_NoRedirect, _HTTPHandler(self), _HTTPSHandler(self))
+        self.sock: socket.socket | None = None
+        self.cut = False  # the watchdog fired for the current request
+        self.received = 0  # body bytes of the current request
 
     def error(self, url: str, cause: str) -> SodaError:
         message = f"GET {url} failed: {cause}"
@@ -98,11 +145,20 @@ class _Pull:
             message = message.replace(self.settings.app_token, "***")
         return SodaError(message)
 
-    def left(self, url: str) -> float:
-        left = self.deadline - self.clock()
-        if left <= 0:
-            raise self.error(url, f"the pull ran out of time (deadline_seconds={self.settings.deadline_seconds:g})")
-        return left
+    def out_of_time(self, url: str) -> SodaError:
+        return self.error(url, f"the pull ran out of time (deadline_seconds={self.settings.deadline_seconds:g})"
+                               + (f" after {self.received:,} bytes of the response" if self.received else ""))
+
+    def adopt(self, sock: socket.socket) -> None:
+        self.sock = sock
+        if self.cut:
+            self._shut()
+
+    def _shut(self) -> None:
+        self.cut = True
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
 
     def get(self, url: str) -> bytes:
         """The body at `url`, retrying transient failures with backoff within the deadline."""
@@ -115,7 +171,7 @@ class _Pull:
                 if attempt == s.max_retries:
                     raise self.error(url, f"{exc.reason} {tries}") from exc
                 delay = s.backoff_seconds * 2**attempt
-                if self.clock() + delay >= self.deadline:
+                if time.monotonic() + delay >= self.deadline:
                     raise self.error(url, f"{exc.reason} {tries}, and no time is left to retry "
                                           f"(deadline_seconds={s.deadline_seconds:g})") from exc
                 self.log(f"{exc.reason}; retrying in {delay:.1f}s (attempt {attempt + 2} of {s.max_retries + 1})")
@@ -126,9 +182,9 @@ class _Pull:
         home = _origin(self.settings.base_url)
         target = url
         for _ in range(MAX_REDIRECTS + 1):
-            location = self._get_once(url, target)
+            body, location = self._get_once(url, target)
             if location is None:
-                return self._body
+                return body
             nxt = urllib.parse.urljoin(target, location)
             if _origin(nxt) != home:
                 scheme, host, port = home
@@ -138,41 +194,54 @@ class _Pull:
             target = nxt
         raise self.error(url, f"more than {MAX_REDIRECTS} redirects")
 
-    def _get_once(self, url: str, target: str) -> str | None:
-        """Fetch `target` into self._body, or return a redirect's Location. `url` is for messages."""
+    def _get_once(self, url: str, target: str) -> tuple[bytes, str | None]:
+        """(body, None), or (b"", a redirect's Location). `url` is the page's, for messages."""
         s = self.settings
         headers = {"Accept": "application/json"}
         if s.app_token:
             headers["X-App-Token"] = s.app_token
-        request_deadline = min(self.clock() + s.timeout_seconds, self.deadline)
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.out_of_time(url)
+        request_deadline = time.monotonic() + min(s.timeout_seconds, left)
+        self.sock, self.cut, self.received = None, False, 0
+        watchdog = threading.Timer(min(s.timeout_seconds, left), self._shut)
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            timeout = min(s.timeout_seconds, self.left(url))
-            with _OPENER.open(urllib.request.Request(target, headers=headers), timeout=timeout) as response:
-                self._body = self._read_bounded(url, response, request_deadline)
-            return None
+            request = urllib.request.Request(target, headers=headers)
+            with self.opener.open(request, timeout=min(s.timeout_seconds, left)) as response:
+                body = self._read_bounded(url, response, request_deadline)
+            if self.cut:  # the watchdog's shutdown can look like a clean end of the body
+                raise TimeoutError
+            return body, None
         except urllib.error.HTTPError as exc:
             exc.close()
             if exc.code in REDIRECT_STATUSES and exc.headers.get("Location"):
-                return exc.headers["Location"]
+                return b"", exc.headers["Location"]
             if exc.code in RETRY_STATUSES:
                 raise _Transient(f"HTTP {exc.code} {exc.reason}") from exc
             raise self.error(url, f"HTTP {exc.code} {exc.reason} (not retried)") from exc
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, ssl.SSLCertVerificationError):
-                raise self.error(url, f"the server's TLS certificate was refused: {exc.reason}") from exc
-            raise _Transient(f"could not connect: {exc.reason}") from exc
-        except http.client.IncompleteRead as exc:
-            raise _Transient(f"the connection dropped mid-response (IncompleteRead: got {len(exc.partial)} bytes, "
-                             f"{exc.expected} more expected)") from exc
-        except (TimeoutError, http.client.HTTPException, ssl.SSLError, ConnectionError, OSError) as exc:
-            if isinstance(exc, TimeoutError):
-                raise _Transient(f"timed out (timeout_seconds={s.timeout_seconds:g})") from exc
+        except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, TLS, bad status lines
+            if self.cut or isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+                if request_deadline >= self.deadline:
+                    raise self.out_of_time(url) from exc
+                raise _Transient(f"timed out (timeout_seconds={s.timeout_seconds:g}) "
+                                 f"after {self.received:,} bytes") from exc
+            if isinstance(getattr(exc, "reason", None), ssl.SSLCertVerificationError):
+                raise self.error(url, f"the server's TLS certificate was refused ({exc.reason})") from exc
+            if isinstance(exc, urllib.error.URLError):
+                raise _Transient(f"could not connect ({exc.reason})") from exc
+            if isinstance(exc, http.client.IncompleteRead):
+                raise _Transient(f"the connection dropped mid-response after {len(exc.partial):,} bytes") from exc
             raise _Transient(f"the connection failed ({type(exc).__name__}: {exc})") from exc
-        except ValueError as exc:  # urllib refuses a malformed URL or unknown scheme
+        except ValueError as exc:  # urllib refuses a malformed URL or an unknown scheme
             raise self.error(url, f"not a usable URL ({exc})") from exc
+        finally:
+            watchdog.cancel()
 
     def _read_bounded(self, url: str, response, request_deadline: float) -> bytes:
-        """Read in chunks, each socket wait cut to the time left, refusing past the byte limits."""
+        """Read in chunks (a stalled read is ended by the watchdog), refusing past the byte limits."""
         s = self.settings
         limit = min(s.max_page_bytes, s.max_total_bytes - self.total_bytes)
         if limit == s.max_page_bytes:
@@ -180,40 +249,31 @@ class _Pull:
         else:
             over = f"the {s.max_total_bytes:,}-byte limit for the whole pull (max_total_bytes)"
         declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise self.error(url, f"the server announced {int(declared):,} bytes, over {over}")
-        sock = getattr(getattr(response.fp, "raw", None), "_sock", None)  # CPython's socket under the response
-        chunks, size = [], 0
+        declared = int(declared) if declared and declared.isdigit() else None
+        if declared is not None and declared > limit:
+            raise self.error(url, f"the server announced {declared:,} bytes, over {over}")
+        chunks = []
         while True:
-            left = min(request_deadline, self.deadline) - self.clock()
-            try:
-                if left <= 0:
-                    raise TimeoutError
-                if sock is not None:
-                    sock.settimeout(left)
-                chunk = response.read1(CHUNK_BYTES)
-            except TimeoutError as exc:
-                if request_deadline >= self.deadline:
-                    raise self.error(url, f"the pull ran out of time (deadline_seconds={s.deadline_seconds:g}) "
-                                          f"after {size:,} bytes of the response") from exc
-                raise _Transient(f"timed out (timeout_seconds={s.timeout_seconds:g}) after {size:,} bytes") from exc
+            left = request_deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            chunk = response.read1(CHUNK_BYTES)
             if not chunk:
                 break
-            size += len(chunk)
-            if size > limit:
+            self.received += len(chunk)
+            if self.received > limit:
                 raise self.error(url, f"the response is larger than {over}")
             chunks.append(chunk)
-        if declared and declared.isdigit() and size < int(declared):  # read1 returns b"" on a drop, no error
-            raise _Transient(f"the connection dropped mid-response after {size:,} of {int(declared):,} bytes")
-        self.total_bytes += size
+        if declared is not None and self.received < declared and not self.cut:  # read1 ends quietly on a drop
+            raise _Transient(f"the connection dropped mid-response after {self.received:,} of {declared:,} bytes")
+        self.total_bytes += self.received
         return b"".join(chunks)
 
 
 def fetch_updated_since(settings: SodaSettings, since: str | None, log: Callable[[str], None] = print,
-                        sleep: Callable[[float], None] = time.sleep,
-                        clock: Callable[[], float] = time.monotonic) -> list[dict]:
+                        sleep: Callable[[float], None] = time.sleep) -> list[dict]:
     """Every row updated after `since` (all rows when None), page by page, in update order."""
-    pull = _Pull(settings, log, sleep, clock)
+    pull = _Pull(settings, log, sleep)
     rows: list[dict] = []
     seen: dict[str, int] = {}  # page digest -> offset, to catch a server that ignores $offset
     offset = 0
