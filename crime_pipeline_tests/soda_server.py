@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
+import tempfile
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,22 +32,44 @@ def api_rows(n: int) -> list[dict]:
     ]
 
 
+# A self-signed certificate for 127.0.0.1 (test only: no client trusts it, which is the point).
+UNTRUSTED_KEY_AND_CERT = """-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgzPcvI/o2eTrPEFbt
+aWu4kBLz5MuEXjgVcl78iHD1czShRANCAARCXasPMAl6B117sKcmSJp/MNrN6sDN
+I/0qmDCpy6ZzcdHyAYdqZDGXJDLWIO1CGjLxZ4/Mq0jSPsNXZyoM8eoW
+-----END PRIVATE KEY-----
+-----BEGIN CERTIFICATE-----
+MIIBjjCCATagAwIBAgIUOa3NbqfBfuphy7iTJqgU8laEgm8wCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTEyOTEyMzEyOVoYDzIxMjYxMTA1
+MTIzMTI5WjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAARCXasPMAl6B117sKcmSJp/MNrN6sDNI/0qmDCpy6ZzcdHyAYdqZDGX
+JDLWIO1CGjLxZ4/Mq0jSPsNXZyoM8eoWo2QwYjAdBgNVHQ4EFgQUx/9vaWLfCYoD
+3H3XrtBRDW+MrN8wHwYDVR0jBBgwFoAUx/9vaWLfCYoD3H3XrtBRDW+MrN8wDwYD
+VR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwR/AAABMAoGCCqGSM49BAMCA0YAMEMC
+IG9QJpqyTwc9XUC/0P4KmnG0AYQ23iKnBGRM06ire1SuAh8xec1V/z6VbBkcBoc8
+6B1isVrPs+6Bzx8t5gnNXTu4
+-----END CERTIFICATE-----
+"""
+
+
 class SodaServer:
     """Serves /resource/<dataset>.json like a SODA portal, or misbehaves on request.
 
     `fail_next` answers that many 500s, `malformed_offsets` answer HTML at those offsets, `status`
-    answers every request with that HTTP status. `hostile` picks one misbehaviour: "oversize" (an
+    answers every request with that HTTP status, `body` answers every request with those bytes. `hostile` picks one misbehaviour: "oversize" (an
     endless body without Content-Length), "oversize_declared" (a Content-Length over any limit),
     "endless" (every page full of new rows), "repeat" (ignores $offset), "drip" (one body byte per
     `drip_seconds`), "drip_headers" (the same for the status line), "drop" (closes half-way through the announced body), "redirect" (302 to
-    `redirect_to` + the same path and query); paths under /old/ always redirect here. Every request's query and headers are recorded.
+    `redirect_to` + the same path and query); paths under /old/ always redirect here. `tls`
+    serves HTTPS with a certificate nobody trusts. Every request's query and headers are recorded.
     """
 
-    def __init__(self, rows: list[dict], dataset: str = "d6g9-xbgu"):
+    def __init__(self, rows: list[dict], dataset: str = "d6g9-xbgu", tls: bool = False):
         self.rows, self.dataset = rows, dataset
         self.fail_next = 0
         self.status: int | None = None
         self.malformed_offsets: set[int] = set()
+        self.body: bytes | None = None
         self.hostile: str | None = None
         self.drip_seconds = 0.2
         self.redirect_to = ""
@@ -83,6 +107,8 @@ class SodaServer:
                     server.fail_next -= 1
                     return self._send(500, b'{"error": "internal"}')
                 offset, limit = int(query.get("$offset", 0)), int(query.get("$limit", 1000))
+                if server.body is not None:
+                    return self._send(200, server.body)
                 if offset in server.malformed_offsets:
                     return self._send(200, b"<html>maintenance</html>")
                 if server.hostile in ("oversize", "oversize_declared", "drip", "drip_headers", "drop"):
@@ -147,7 +173,14 @@ class SodaServer:
                 self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        if tls:  # HTTPS with UNTRUSTED_KEY_AND_CERT
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            with tempfile.NamedTemporaryFile("w", suffix=".pem") as pem:
+                pem.write(UNTRUSTED_KEY_AND_CERT)
+                pem.flush()
+                context.load_cert_chain(pem.name)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> "SodaServer":

@@ -35,9 +35,9 @@ def failure(s: SodaSettings, within: float) -> str:
     return message
 
 
-def page_url(server: SodaServer, offset: int = 0, limit: int = 4) -> str:
-    """A regex for the URL of the page at `offset` on `server`."""
-    return (re.escape(f"{server.url}/resource/d6g9-xbgu.json?$limit={limit}&$offset={offset}".replace("$", "%24"))
+def page_url(server: SodaServer, offset: int = 0, limit: int = 4, base: str = "") -> str:
+    """A regex for the URL of the page at `offset` on `server` (or at `base`)."""
+    return (re.escape(f"{base or server.url}/resource/d6g9-xbgu.json?$limit={limit}&$offset={offset}".replace("$", "%24"))
             + r"&\S+")
 
 
@@ -159,6 +159,14 @@ def test_a_non_json_page_is_not_retried():
                         r"\(b'<html>maintenance</html>'\.\.\.\)", message), message
 
 
+def test_a_page_echoing_the_token_does_not_put_it_in_the_message():
+    with SodaServer(api_rows(3)) as server:
+        server.body = f"<p>bad token {TOKEN}</p>".encode()
+        message = failure(settings(server), within=3)
+    assert re.fullmatch(f"GET {page_url(server)} failed: page at offset 0 is not JSON "
+                        r"\(b'<p>bad token \*\*\*</p>'\.\.\.\)", message), message
+
+
 def test_server_errors_are_retried_with_backoff_then_succeed():
     sleeps: list[float] = []
     with SodaServer(api_rows(3)) as server:
@@ -190,6 +198,23 @@ def test_a_refused_connection_is_one_sentence():
         url = server.url
     message = failure(settings(server, base_url=url, max_retries=1), within=3)
     assert re.fullmatch(f"GET {page_url(server)} failed: could not connect \\(.*[Cc]onnection refused\\) "
+                        r"\(2 attempts\)", message), message
+
+
+def test_an_untrusted_certificate_is_refused_without_retry():
+    with SodaServer(api_rows(3), tls=True) as server:
+        message = failure(settings(server, max_retries=3), within=3)
+        assert server.requests == []
+    assert server.url.startswith("https://")
+    assert re.fullmatch(f"GET {page_url(server)} failed: the server's TLS certificate was refused "
+                        r"\(.*certificate verify failed.*\)", message), message
+
+
+def test_tls_to_a_plain_http_server_is_one_sentence():
+    with SodaServer(api_rows(3)) as server:
+        https = server.url.replace("http://", "https://")
+        message = failure(settings(server, base_url=https, max_retries=1), within=3)
+    assert re.fullmatch(f"GET {page_url(server, base=https)} failed: could not connect \\(.*SSL.*\\) "
                         r"\(2 attempts\)", message), message
 
 

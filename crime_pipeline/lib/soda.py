@@ -140,10 +140,9 @@ class _Pull:
         self.received = 0  # body bytes of the current request
 
     def error(self, url: str, cause: str) -> SodaError:
-        message = f"GET {url} failed: {cause}"
-        if self.settings.app_token:  # belt and braces: a server could echo the token back
-            message = message.replace(self.settings.app_token, "***")
-        return SodaError(message)
+        if self.settings.app_token:  # the cause may quote the server, which could echo the token back
+            cause = cause.replace(self.settings.app_token, "***")
+        return SodaError(f"GET {url} failed: {cause}")
 
     def out_of_time(self, url: str) -> SodaError:
         return self.error(url, f"the pull ran out of time (deadline_seconds={self.settings.deadline_seconds:g})"
