@@ -56,12 +56,13 @@ class SodaServer:
     """Serves /resource/<dataset>.json like a SODA portal, or misbehaves on request.
 
     `fail_next` answers that many 500s, `malformed_offsets` answer HTML at those offsets, `status`
-    answers every request with that HTTP status, `body` answers every request with those bytes. `hostile` picks one misbehaviour: "oversize" (an
-    endless body without Content-Length), "oversize_declared" (a Content-Length over any limit),
-    "endless" (every page full of new rows), "repeat" (ignores $offset), "drip" (one body byte per
-    `drip_seconds`), "drip_headers" (the same for the status line), "drop" (closes half-way through the announced body), "redirect" (302 to
-    `redirect_to` + the same path and query); paths under /old/ always redirect here. `tls`
-    serves HTTPS with a certificate nobody trusts. Every request's query and headers are recorded.
+    answers every request with that HTTP status, `body` answers every request with those bytes.
+    `hostile` picks one misbehaviour: "oversize" (an endless body without Content-Length),
+    "oversize_declared" (a Content-Length over any limit), "endless" (every page full of new rows),
+    "repeat" (ignores $offset), "drip" (one body byte per `drip_seconds`), "drip_headers" (the same
+    for the status line), "drop" (closes half-way through the announced body), "redirect" (302 to
+    `redirect_to` + the same path and query). Paths under /old/ always redirect here. `tls` serves
+    HTTPS with a certificate nobody trusts. Every request's query and headers are recorded.
     """
 
     def __init__(self, rows: list[dict], dataset: str = "d6g9-xbgu", tls: bool = False):

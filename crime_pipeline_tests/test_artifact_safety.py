@@ -128,7 +128,8 @@ def test_a_tampered_model_file_is_one_sentence_and_exit_1(case, trained, tmp_pat
     else:
         kind = "baseline"
         _rewrite(tampered.models / "baseline.json", _rename_a_feature)
-        expected = f"{re.escape(str(tampered.models / 'baseline.json'))} names features this version does not compute: secret_sauce"
+        expected = (f"{re.escape(str(tampered.models / 'baseline.json'))} names features this version does not "
+                    "compute: secret_sauce")
     monkeypatch.setenv("CRIME_PIPELINE_LAKE", str(tampered.root))
     capsys.readouterr()
     code = cli_main(["predict", "--model", kind, "--input", str(source), "--out", str(tmp_path / "out.csv")])

@@ -125,11 +125,10 @@ def _check_shape(kind: str, model, meta: dict, weights: Path) -> None:
     """The weights must fit the metadata, or scoring would fail later with a numpy error."""
     if kind == "mlp":
         return  # load_state_dict already refuses a state of the wrong shape
-    n_features = model.n_features_in_
-    classes = np.asarray(model.classes_)
-    if n_features != len(meta["features"]) or classes.max(initial=0) >= len(meta["classes"]):
-        raise ArtifactError(f"{weights.name} has {n_features} features and class ids up to {classes.max(initial=0)}, "
-                            f"but its metadata lists {len(meta['features'])} features and {len(meta['classes'])} classes")
+    n_features, top_class = model.n_features_in_, int(np.asarray(model.classes_).max(initial=0))
+    if n_features != len(meta["features"]) or top_class >= len(meta["classes"]):
+        raise ArtifactError(f"{weights.name} has {n_features} features and class ids up to {top_class}, but its "
+                            f"metadata lists {len(meta['features'])} features and {len(meta['classes'])} classes")
 
 
 def load_model(folder: Path, kind: str):

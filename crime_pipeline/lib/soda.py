@@ -276,7 +276,7 @@ def fetch_updated_since(settings: SodaSettings, since: str | None, log: Callable
     rows: list[dict] = []
     seen: dict[str, int] = {}  # page digest -> offset, to catch a server that ignores $offset
     offset = 0
-    for number in range(settings.max_pages):
+    for _ in range(settings.max_pages):
         url = _page_url(settings, since, offset)
         body = pull.get(url)
         try:
@@ -287,7 +287,8 @@ def fetch_updated_since(settings: SodaSettings, since: str | None, log: Callable
             raise pull.error(url, f"page at offset {offset} is not a list of rows")
         log(f"fetched {len(page)} rows at offset {offset}")
         if len(page) < settings.page_size:
-            return rows + page
+            rows.extend(page)
+            return rows
         digest = hashlib.sha256(body).hexdigest()
         if digest in seen:
             raise pull.error(url, f"page at offset {offset} repeats the page at offset {seen[digest]} "
