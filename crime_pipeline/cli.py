@@ -40,15 +40,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from crime_pipeline.lib.atomic import write_text
     from crime_pipeline.lib.lake import LakeLayout
     from crime_pipeline.lib.reading import UnreadableFileError
-    from crime_pipeline.lib.scoring import score_csv
+    from crime_pipeline.lib.scoring import csv_safe, score_csv
 
     layout = LakeLayout(Path(default_lake_root()))
     try:
         scored = score_csv(Path(args.input), args.model, layout.models)
-    except (ArtifactError, UnreadableFileError, FileNotFoundError) as exc:
+        write_text(args.out, csv_safe(scored.predictions).to_csv(index=False))
+    except (ArtifactError, UnreadableFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    write_text(args.out, scored.predictions.to_csv(index=False))
     print(f"scored {len(scored.predictions)} incidents with the {args.model} model -> {args.out}")
     if len(scored.rejected):
         print(f"{len(scored.rejected)} rows failed validation and were not scored:", file=sys.stderr)

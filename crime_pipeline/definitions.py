@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from crime_pipeline.defs import features, ingestion, models, open_data, reports, sensors, validation
 from crime_pipeline.resources import LakeResource, OpenDataResource, TorchDeviceResource, default_lake_root
+
+SODA_TOKEN_VAR = "CRIME_PIPELINE_SODA_APP_TOKEN"
 
 
 def build_definitions(lake_root: str | None = None) -> dg.Definitions:
@@ -23,7 +27,8 @@ def build_definitions(lake_root: str | None = None) -> dg.Definitions:
             "open_data": OpenDataResource(
                 base_url=dg.EnvVar("CRIME_PIPELINE_SODA_URL").get_value("https://data.buffalony.gov"),
                 dataset_id=dg.EnvVar("CRIME_PIPELINE_SODA_DATASET").get_value("d6g9-xbgu"),
-                app_token=dg.EnvVar("CRIME_PIPELINE_SODA_APP_TOKEN").get_value(None),
+                # Unresolved, so Dagster stores and shows only the name; optional, so only when set.
+                **({"app_token": dg.EnvVar(SODA_TOKEN_VAR)} if os.environ.get(SODA_TOKEN_VAR) else {}),
             ),
         },
         jobs=[sensors.ingest_file_job, open_data.open_data_pull_job],

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from crime_pipeline.lib.lake import LakeLayout
 
@@ -42,7 +43,11 @@ class TorchDeviceResource(dg.ConfigurableResource):
 
 
 class OpenDataResource(dg.ConfigurableResource):
-    """A Socrata-compatible open-data portal (Buffalo's by default)."""
+    """A Socrata-compatible open-data portal (Buffalo's by default), and how far to trust it.
+
+    Pass `app_token` as an unresolved `dg.EnvVar` so Dagster stores and shows only the variable's
+    name. The limits bound a misbehaving server; the defaults fit the real data set with room to spare.
+    """
 
     base_url: str = "https://data.buffalony.gov"
     dataset_id: str = "d6g9-xbgu"
@@ -50,9 +55,18 @@ class OpenDataResource(dg.ConfigurableResource):
     page_size: int = 50_000
     max_retries: int = 4
     backoff_seconds: float = 1.0
+    timeout_seconds: float = Field(default=120.0, description="One request, connect to last byte (s).")
+    deadline_seconds: float = Field(default=3600.0, description="The whole pull, retries included (s).")
+    max_page_bytes: int = Field(default=256 * 2**20, description="Largest response accepted for one page.")
+    max_total_bytes: int = Field(default=2**30, description="Most bytes accepted over the whole pull.")
+    max_pages: int = Field(default=100, description="Most pages in one pull; paging further is an error.")
 
     def settings(self):
         from crime_pipeline.lib.soda import SodaSettings
 
-        return SodaSettings(self.base_url, self.dataset_id, self.app_token or None, self.page_size,
-                            self.max_retries, self.backoff_seconds)
+        return SodaSettings(
+            self.base_url, self.dataset_id, self.app_token or None, page_size=self.page_size,
+            max_retries=self.max_retries, backoff_seconds=self.backoff_seconds,
+            timeout_seconds=self.timeout_seconds, deadline_seconds=self.deadline_seconds,
+            max_page_bytes=self.max_page_bytes, max_total_bytes=self.max_total_bytes, max_pages=self.max_pages,
+        )

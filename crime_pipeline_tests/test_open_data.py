@@ -9,6 +9,7 @@ import pandas as pd
 
 from crime_pipeline.defs.open_data import open_data_pull_job, open_data_schedule
 from crime_pipeline.lib.atomic import read_parquet
+from crime_pipeline.lib.soda import SodaSettings
 from crime_pipeline.resources import LakeResource, OpenDataResource
 from crime_pipeline_tests.soda_server import SodaServer, api_rows
 
@@ -33,6 +34,7 @@ def test_pull_pages_retries_and_writes_one_csv_the_pipeline_ingests(lake, pipeli
         assert written.name.startswith("open_data_pull_") and written.suffix == ".csv"
         assert [int(q["$offset"]) for q in server.requests] == [0, 0, 4, 8]  # retry, then three pages
         assert "$where" not in server.requests[0]  # the first pull asks for everything
+        assert {h.get("X-App-Token") for h in server.headers} == {"token-123"}
         frame = pd.read_csv(written, dtype=str)
         assert len(frame) == 10 and frame["case_number"].is_unique
         state = json.loads((lake.ledger.parent / "open_data_pull.json").read_text())
@@ -72,3 +74,10 @@ def test_persistent_server_errors_give_up_after_the_retries(lake):
 def test_schedule_is_daily_and_off_until_enabled():
     assert open_data_schedule.cron_schedule == "0 6 * * *"
     assert open_data_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_the_resource_and_the_client_share_the_documented_limits():
+    defaults = OpenDataResource().settings()
+    assert defaults == SodaSettings("https://data.buffalony.gov", "d6g9-xbgu")
+    assert (defaults.max_pages, defaults.max_page_bytes, defaults.max_total_bytes) == (100, 256 * 2**20, 2**30)
+    assert (defaults.timeout_seconds, defaults.deadline_seconds) == (120.0, 3600.0)

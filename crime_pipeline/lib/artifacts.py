@@ -82,24 +82,82 @@ def _deserialise(kind: str, data: bytes, meta: dict):
     raise ValueError(f"unknown model kind {kind!r}")
 
 
+def _read_metadata(meta_path: Path, kind: str) -> dict:
+    """The metadata JSON, checked field by field: whatever is wrong is one sentence naming the file."""
+    def bad(problem: str) -> ArtifactError:
+        return ArtifactError(f"{meta_path} {problem}; retrain with the {kind}_model asset or restore the file")
+
+    if not meta_path.is_file():
+        raise bad("is not a regular file")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise bad(f"is not UTF-8 text (byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise bad(f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+    except OSError as exc:
+        raise bad(f"could not be read ({exc.strerror or exc})") from exc
+    if not isinstance(meta, dict):
+        json_type = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+        raise bad(f"holds a JSON {json_type.get(type(meta), 'null')}, not an object")
+    checks = {
+        "weights_file": lambda v: isinstance(v, str) and Path(v).name not in ("", ".", ".."),
+        "weights_sha256": lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v),
+        "features": lambda v: isinstance(v, list) and v and all(isinstance(f, str) for f in v),
+        "classes": lambda v: isinstance(v, list) and v and all(isinstance(c, str) for c in v),
+        "scaler": lambda v: isinstance(v, dict) and all(
+            isinstance(r, list) and len(r) == 2 and all(isinstance(x, (int, float)) for x in r) for r in v.values()),
+        "config": lambda v: isinstance(v, dict),
+    }
+    for key, ok in checks.items():
+        if key not in meta:
+            raise bad(f"has no {key!r} entry")
+        if not ok(meta[key]):
+            raise bad(f"has an invalid {key!r} entry ({str(meta[key])[:60]!r})")
+    if list(meta["scaler"]) != meta["features"]:
+        raise bad("has a 'scaler' whose columns are not its 'features'")
+    if meta.get("kind", kind) != kind:
+        raise bad(f"describes a {meta['kind']!r} model, not {kind!r}")
+    return meta
+
+
+def _check_shape(kind: str, model, meta: dict, weights: Path) -> None:
+    """The weights must fit the metadata, or scoring would fail later with a numpy error."""
+    if kind == "mlp":
+        return  # load_state_dict already refuses a state of the wrong shape
+    n_features, top_class = model.n_features_in_, int(np.asarray(model.classes_).max(initial=0))
+    if n_features != len(meta["features"]) or top_class >= len(meta["classes"]):
+        raise ArtifactError(f"{weights.name} has {n_features} features and class ids up to {top_class}, but its "
+                            f"metadata lists {len(meta['features'])} features and {len(meta['classes'])} classes")
+
+
 def load_model(folder: Path, kind: str):
-    """Load (model, metadata), verifying the weights' hash first; raise ArtifactError otherwise."""
+    """Load (model, metadata), verifying the metadata and the weights' hash first; raise ArtifactError otherwise."""
+    if kind not in KINDS:
+        raise ArtifactError(f"unknown model kind {kind!r}: one of {', '.join(KINDS)}")
     meta_path = folder / f"{kind}.json"
     if not meta_path.exists():
         raise ArtifactError(f"no {kind} model in {folder}: materialize the {kind}_model asset first")
-    meta = json.loads(meta_path.read_text())
+    meta = _read_metadata(meta_path, kind)
     weights = folder / Path(meta["weights_file"]).name  # never follow a path out of the folder
     if not weights.exists():
         raise ArtifactError(f"{weights} is missing (named by {meta_path.name})")
-    data = weights.read_bytes()
+    if not weights.is_file():
+        raise ArtifactError(f"{weights} (named by {meta_path.name}) is not a regular file")
+    try:
+        data = weights.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{weights} (named by {meta_path.name}) could not be read ({exc.strerror or exc})") from exc
     if hashlib.sha256(data).hexdigest() != meta["weights_sha256"]:
         raise ArtifactError(f"{weights.name} does not match the SHA-256 in {meta_path.name}: it was altered")
     try:
-        return _deserialise(kind, data, meta), meta
+        model = _deserialise(kind, data, meta)
     except ArtifactError:
         raise
     except Exception as exc:  # a torch UnpicklingError, a skops untrusted type, a bad archive
         raise ArtifactError(f"{weights.name} could not be loaded safely: {exc}") from exc
+    _check_shape(kind, model, meta, weights)
+    return model, meta
 
 
 def predict_proba(kind: str, model, x: np.ndarray, n_classes: int) -> np.ndarray:

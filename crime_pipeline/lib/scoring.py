@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from crime_pipeline.lib.artifacts import load_model, predict_proba
+from crime_pipeline.lib.artifacts import ArtifactError, load_model, predict_proba
 from crime_pipeline.lib.columns import normalise_header
-from crime_pipeline.lib.features import time_place_features
+from crime_pipeline.lib.features import FEATURE_COLUMNS, time_place_features
 from crime_pipeline.lib.reading import read_raw_csv
 from crime_pipeline.lib.splits import apply_minmax
 from crime_pipeline.lib.validation import validate_incidents
@@ -25,9 +25,27 @@ def probability_column(class_name: str) -> str:
     return "p_" + normalise_header(class_name)
 
 
+# Spreadsheets run a cell starting with these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot start a formula (prefixed with a single quote); numbers untouched."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v, na_action="ignore")
+    return out
+
+
 def score_csv(path: Path, kind: str, models_folder: Path) -> Scored:
     """Validate a CSV in any accepted layout and score its valid rows with the saved `kind` model."""
     model, meta = load_model(models_folder, kind)
+    unknown = [f for f in meta["features"] if f not in FEATURE_COLUMNS]
+    if unknown:
+        raise ArtifactError(f"{models_folder / (kind + '.json')} names features this version does not compute: "
+                            f"{', '.join(unknown)}")
     raw = read_raw_csv(path).rows
     result = validate_incidents(raw)
     valid = result.valid
