@@ -9,7 +9,7 @@ import pytest
 
 from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG
 from crime_pipeline.defs.sensors import incoming_file_sensor
-from crime_pipeline.lib.lake import partition_key_for, record_ingested
+from crime_pipeline.lib.lake import partition_key_for, record_ingested, record_validated
 from crime_pipeline.lib.reading import sha256_file
 from crime_pipeline.resources import LakeResource
 from crime_pipeline_tests.conftest import API_SAMPLE
@@ -70,10 +70,36 @@ def test_the_ledger_not_the_run_history_decides(lake):
     path.write_bytes(API_SAMPLE.read_bytes())
     digest = sha256_file(path)
     record_ingested(lake, partition_key_for(digest), {"file": "known.csv", "sha256": digest, "bytes": 1, "rows_read": 200})
+    record_validated(lake, partition_key_for(digest), {"valid": 194, "quarantined": 6})
     with dg.instance_for_test() as fresh:
         ticker = Ticker(fresh, lake)
         ticker.tick()
         assert ticker.tick().run_requests == []
+
+
+def test_a_file_read_but_never_validated_is_retried_a_few_times(ticker, lake, instance):
+    from dagster._core.test_utils import create_run_for_test
+
+    path = lake.incoming / "crashed.csv"
+    path.write_bytes(API_SAMPLE.read_bytes())
+    key = partition_key_for(sha256_file(path))
+    record_ingested(lake, key, {"file": "crashed.csv", "sha256": sha256_file(path), "bytes": 1, "rows_read": 200})
+    ticker.tick()
+    [first] = ticker.tick().run_requests
+    assert first.run_key == key
+    create_run_for_test(instance, job_name="ingest_file", tags={"dagster/partition": key},
+                        status=dg.DagsterRunStatus.STARTED)
+    assert ticker.tick().run_requests == []  # never while a run for the file is still going
+    for attempt in (1, 2):
+        [run] = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        instance.report_run_failed(run)
+        [retry] = ticker.tick().run_requests
+        assert retry.run_key == f"{key}:retry{attempt}"
+        create_run_for_test(instance, job_name="ingest_file", tags={"dagster/partition": key},
+                            status=dg.DagsterRunStatus.STARTED)
+    [run] = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    instance.report_run_failed(run)
+    assert ticker.tick().run_requests == []  # given up after a few tries: the error log names the file
 
 
 def test_files_that_must_not_be_touched_are_logged_and_left_alone(ticker, lake, tmp_path, capfd):
