@@ -49,7 +49,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except (ArtifactError, UnreadableFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"scored {len(scored.predictions)} incidents with the {args.model} model -> {args.out}")
+    print(f"scored {len(scored.predictions)} incidents with the {args.model} model ({scored.model_version}) -> {args.out}")
     if len(scored.rejected):
         print(f"{len(scored.rejected)} rows failed validation and were not scored:", file=sys.stderr)
         for line, rules in scored.rejected.head(20).itertuples(index=False):

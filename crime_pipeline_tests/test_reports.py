@@ -73,7 +73,7 @@ def test_evaluation_document_and_the_bayes_limit(trained):
     assert doc["baselines"]["prior"]["log_loss"] > bayes["log_loss"]
 
 
-def test_the_blocking_bayes_check_fails_when_a_model_sees_the_label(trained, monkeypatch):
+def test_the_blocking_bayes_check_fails_when_a_model_sees_the_label(trained, monkeypatch, tmp_path, capsys):
     lake, _, _ = trained
     from crime_pipeline.definitions import build_definitions
 
@@ -104,6 +104,15 @@ def test_the_blocking_bayes_check_fails_when_a_model_sees_the_label(trained, mon
     # Nothing was published: the models predict loads and the evaluation the report shows are the old ones.
     assert {p.name: p.read_bytes() for p in lake.models.glob("*") if p.is_file()} == published
     assert lake.report_file("evaluation.json").read_bytes() == evaluation
+    # predict serves the previously published MLP and says which one.
+    from crime_pipeline.cli import main as cli_main
+
+    monkeypatch.setenv("CRIME_PIPELINE_LAKE", str(lake.root))
+    source = tmp_path / "in.csv"
+    source.write_bytes(API_SAMPLE.read_bytes())
+    assert cli_main(["predict", "--model", "mlp", "--input", str(source), "--out", str(tmp_path / "out.csv")]) == 0
+    previous = json.loads(published["mlp.json"])
+    assert f"weights {previous['weights_sha256'][:12]}" in capsys.readouterr().out
 
 
 def test_every_figure_is_a_real_picture(trained):

@@ -19,6 +19,13 @@ from crime_pipeline.lib.validation import validate_incidents
 class Scored:
     predictions: pd.DataFrame  # one row per valid incident: ids, predicted type, one column per class
     rejected: pd.DataFrame  # rows that failed validation: source line and rules
+    model_version: str = ""  # which published model scored them
+
+
+def describe_version(meta: dict) -> str:
+    """One line naming a published model: when it passed its checks, its weights and its data."""
+    return (f"published {meta.get('published_at', 'at an unknown time')}, weights {meta['weights_sha256'][:12]}, "
+            f"trained on data version {meta.get('data_version', 'unknown')}")
 
 
 def probability_column(class_name: str) -> str:
@@ -56,4 +63,4 @@ def score_csv(path: Path, kind: str, models_folder: Path) -> Scored:
     for j, name in enumerate(meta["classes"]):
         out[probability_column(name)] = proba[:, j]
     rejected = result.quarantine[["source_line", "rules"]].copy()
-    return Scored(predictions=out, rejected=rejected)
+    return Scored(predictions=out, rejected=rejected, model_version=describe_version(meta))
