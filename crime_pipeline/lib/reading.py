@@ -87,6 +87,18 @@ def _record_start_lines_slow(text: str) -> np.ndarray:
     return np.asarray(lines, dtype=np.int64)
 
 
+def _unclosed_quote_line(text: str, delimiter: str) -> int | None:
+    """The line where the record starts whose quoted value runs to the end of the file, if any."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    previous = 0
+    try:
+        for _ in reader:
+            previous = reader.line_num
+    except csv.Error as exc:
+        return previous + 1 if "unexpected end of data" in str(exc) else None
+    return None
+
+
 # A header field worth echoing in an error: short, printable, no colon (a password file's line is
 # colon-separated). Anything else is not shown: the first line of an arbitrary file may be secret.
 _HEADER_FIELD = re.compile(r"[\w .()/#&%'-]{1,64}")
@@ -148,6 +160,16 @@ def _read_raw_csv(name: str, data: bytes) -> RawRead:
             + _describe_first_line(header_line, delimiter)
         )
 
+    if data.count(b'"') % 2:  # an odd count is the cheap sign of a quote that may never close
+        line = _unclosed_quote_line(text, delimiter)
+        if line:
+            raise UnreadableFileError(
+                f"{name}: a quoted value opened in the record on line {line} is never closed, "
+                "so the rest of the file would read as one value"
+            )
+    if not data.endswith((b"\n", b"\r")):  # pyarrow cannot skip a header line that has no end
+        data += newline.encode()
+
     malformed: list[tuple[int, str, int, int]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -176,11 +198,7 @@ def _read_raw_csv(name: str, data: bytes) -> RawRead:
     if len(starts) != table.num_rows + len(malformed) + 1:
         starts = _record_start_lines_slow(text)
     if len(starts) != table.num_rows + len(malformed) + 1:
-        where = ""
-        if data.count(b'"') % 2:  # quotes pair up in order, so the last one is the one left open
-            line = data[: data.rindex(b'"')].count(newline.encode()) + 1
-            where = f": a quote opened on line {line} is never closed"
-        raise UnreadableFileError(f"{name}: could not delimit records consistently (unbalanced quotes?){where}")
+        raise UnreadableFileError(f"{name}: could not delimit records consistently (unbalanced quotes?)")
     # pyarrow numbers records from 1 = the (skipped) header line, as `starts` does.
     bad_records = np.fromiter((m[0] for m in malformed), dtype=np.int64, count=len(malformed))
     is_good = np.ones(len(starts) + 1, dtype=bool)
