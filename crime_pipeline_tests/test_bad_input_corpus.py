@@ -125,6 +125,9 @@ CASES: list[Case] = [
     case("crlf.csv", {}, {"Case Number": ""}, newline="\r\n", rules={3: "case_number_missing"}),
     case("cr_only.csv", {}, {"Case Number": ""}, "", {"Latitude": ""}, newline="\r",
          rules={3: "case_number_missing", 5: "coordinates_missing"}),
+    case("cr_only_lf_in_value.csv", f'{GOOD_LINE},"one\ntwo"', {"Case Number": ""}, newline="\r",
+         extra={"Incident Description": ""}, rules={3: "case_number_missing"},  # lines end with CR here, not LF
+         check=valid_values("incident_description", ["one\ntwo"])),
     Case("mixed_endings.csv", f"{','.join(HEADER)}\r\n{GOOD_LINE}\n,{GOOD_LINE.split(',', 1)[1]}\r\n".encode(), 2,
          {3: "case_number_missing"}),
     case("semicolons.csv", {}, {"Latitude": "north"}, delimiter=";", rules={3: "coordinates_unparseable"}),

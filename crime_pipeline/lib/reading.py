@@ -137,8 +137,9 @@ def _read_raw_csv(name: str, data: bytes) -> RawRead:
         raise UnreadableFileError(f"{name}: UTF-16 encoded; the file must be UTF-8 encoded")
     if b"\x00" in data[:65536]:
         raise UnreadableFileError(f"{name}: binary content (NUL bytes), not a CSV text file")
-    # Lines end with LF (or CRLF); a file with CRs and no LF at all is an old Mac file, CR-ended.
-    newline = "\n" if b"\n" in data else "\r"
+    # Lines end with LF (or CRLF), or in an old Mac file with CR alone: the first line end decides.
+    cr, lf = data.find(b"\r"), data.find(b"\n")
+    newline = "\r" if cr >= 0 and (lf < 0 or cr < lf - 1) else "\n"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
