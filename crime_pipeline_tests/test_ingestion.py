@@ -165,3 +165,124 @@ def test_a_semicolon_separated_export_reads_the_same(pipeline, lake):
     pipeline.drop("semicolons.csv", source.to_csv(index=False, sep=";").encode())
     assert pipeline.run() == 0, pipeline.output
     assert quality(lake)["totals"] == {"rows_read": 200, "valid": 194, "quarantined": 6, "superseded": 0}
+
+
+HEADER = "Case Number,Incident Datetime,Parent Incident Type,Latitude,Longitude"
+
+
+def test_a_file_with_unparseable_values_is_validated_with_those_rows_quarantined(pipeline, lake):
+    # Each of these used to raise inside validation (OutOfBoundsDatetime) or store a wrong value;
+    # the file was then in the ledger but never validated. Now each is one quarantined row.
+    rows = ["1,04/27/19 06:31,Theft,42.9,-78.85,", "2,12/31/9999 11:59:59 PM,Theft,42.9,-78.85,",
+            "3,02/30/2019 10:00:00 AM,Theft,42.9,-78.85,", "4,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,99999",
+            "5,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,6.5", "6,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,10"]
+    pipeline.drop("values.csv", (HEADER + ",Hour of Day\n" + "\n".join(rows) + "\n").encode())
+    assert pipeline.run() == 0, pipeline.output
+    report = quality(lake)
+    assert report["totals"] == {"rows_read": 6, "valid": 1, "quarantined": 5, "superseded": 0}
+    assert report["quarantined_by_rule"] == {"hour_of_day_invalid": 2, "incident_datetime_in_future": 1,
+                                             "incident_datetime_unparseable": 2}
+    incidents = read_parquet(lake.table("incidents"))
+    assert incidents["case_number"].tolist() == ["6"] and incidents["hour_of_day_reported"].tolist() == [10]
+
+
+def test_input_columns_named_like_ours_keep_their_values_under_input_names(pipeline, lake):
+    header = HEADER + ",source_file,Source Line,raw_record,rules,label,hour_of_day_mismatch,x_33,x,x"
+    row = "1,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,theirs.csv,77,rec,r1,Robbery,maybe,a,b,c"
+    pipeline.drop("ours.csv", f"{header}\n{row}\n".encode())
+    assert pipeline.run() == 0, pipeline.output
+    raw = read_parquet(lake.raw_table(next(iter(ingested(lake)))))
+    assert raw.loc[0, "source_file"] == "ours.csv" and raw.loc[0, "source_line"] == 2
+    incidents = read_parquet(lake.table("incidents"))
+    got = incidents.iloc[0]
+    assert (got["label"], got["input_label"], got["input_source_file"], got["input_source_line"]) == (
+        "Theft", "Robbery", "theirs.csv", "77")
+    assert (got["input_raw_record"], got["input_rules"], got["input_hour_of_day_mismatch"]) == ("rec", "r1", "maybe")
+    assert (got["x_33"], got["x"], got["x_2"]) == ("a", "b", "c")
+    assert quality(lake)["totals"] == {"rows_read": 1, "valid": 1, "quarantined": 0, "superseded": 0}
+
+
+def test_canonical_names_are_unique_and_never_reserved_whatever_the_headers():
+    import itertools
+
+    from crime_pipeline.lib.columns import RESERVED_COLUMNS, canonical_names
+
+    assert canonical_names(["x_33", "x", "x"]) == ["x_33", "x", "x_2"]
+    assert canonical_names(["x", "x", "x_2"]) == ["x", "x_3", "x_2"]
+    assert canonical_names(["zip_code", "zip"]) == ["zip_code", "zip"]
+    assert canonical_names(["Label", "label", "input_label", ""]) == ["input_label", "input_label_2", "input_label_3", "unnamed_3"]
+    pool = ["x", "x_2", "X", "zip", "zip_code", "", "unnamed_1", "label", "input_label", "Source Line", "rules"]
+    for headers in itertools.product(pool, repeat=3):
+        names = canonical_names(list(headers))
+        assert len(set(names)) == len(names) == 3, headers
+        assert not set(names) & set(RESERVED_COLUMNS), headers
+
+
+def test_validation_adds_only_reserved_columns():
+    from crime_pipeline.lib.columns import RESERVED_COLUMNS
+    from crime_pipeline.lib.reading import read_raw_csv
+    from crime_pipeline.lib.validation import validate_incidents
+
+    read = read_raw_csv(API_SAMPLE)
+    valid = validate_incidents(read.rows, as_of=pd.Timestamp("2020-01-01")).valid
+    added = set(valid.columns) - set(read.rows.columns)
+    assert added == {"label", "hour_of_day_reported", "hour_of_day_mismatch", "time_defaulted_noon",
+                     "date_is_first_of_month"}
+    assert added <= set(RESERVED_COLUMNS)
+
+
+def test_a_cr_only_file_reads_every_record_on_its_line():
+    from crime_pipeline.lib.reading import read_raw_csv
+
+    lines = [HEADER, "1,01/04/2019 10:00:00 AM,Theft,42.9,-78.85", '2,01/04/2019 10:00:00 AM,"Theft",42.9,-78.85',
+             "", "3,01/04/2019 10:00:00 AM,Theft,42.9"]
+    read = read_raw_csv("mac.csv", "\r".join(lines).encode())
+    assert read.rows["source_line"].tolist() == [2, 3, 5]
+    assert read.rows["case_number"].tolist()[:2] == ["1", "2"] and read.malformed == 1
+
+
+def test_the_missing_columns_error_echoes_only_a_real_header(tmp_path):
+    from crime_pipeline.lib.reading import UnreadableFileError, read_raw_csv
+
+    secret = b"root:x:0:0:root,,,:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n"
+    with pytest.raises(UnreadableFileError) as err:
+        read_raw_csv("passwd.csv", secret)
+    message = str(err.value)
+    assert message.startswith("passwd.csv: not an incident export: missing required column(s) case_number, "
+                              "incident_datetime, parent_incident_type, latitude+longitude or location")
+    assert "4 field(s)" in message and "not shown" in message and "root" not in message and "bin" not in message
+    with pytest.raises(UnreadableFileError) as err:
+        read_raw_csv("other.csv", ("name,amount," + ",".join(f"c{i}" for i in range(20)) + "\nx,1\n").encode())
+    assert "22 field(s)" in str(err.value) and "header was: 'name', 'amount', 'c0'" in str(err.value)
+    assert "'c9' ..." in str(err.value) and "c10" not in str(err.value)
+
+
+def test_any_failure_inside_the_reader_names_the_file(monkeypatch):
+    import pyarrow.csv as pacsv
+
+    from crime_pipeline.lib.reading import UnreadableFileError, read_raw_csv
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("something nobody expected")
+
+    monkeypatch.setattr(pacsv, "read_csv", explode)
+    with pytest.raises(UnreadableFileError, match=r"^weird\.csv: not a readable CSV file \(RuntimeError: something"):
+        read_raw_csv("weird.csv", f"{HEADER}\n1,2,3,4,5\n".encode())
+
+
+def test_hard_links_in_incoming_are_refused_like_symlinks(lake, tmp_path):
+    import os
+
+    from crime_pipeline.lib.lake import incoming_refusal, scan_incoming
+
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0\n")
+    os.link(outside, lake.incoming / "linked.csv")
+    (lake.incoming / "plain.csv").write_bytes(API_SAMPLE.read_bytes())
+    assert incoming_refusal(lake.incoming / "linked.csv") == (
+        "has more than one hard link (it is also some other file); copy it in instead")
+    assert incoming_refusal(lake.incoming / "plain.csv") is None
+    new, notes = scan_incoming(lake, lambda p: partition_key_for(sha256_file(p)))
+    assert [f.path.name for f in new] == ["plain.csv"]
+    assert notes == [("refused", "not ingesting 'linked.csv': it has more than one hard link (it is also "
+                                 "some other file); copy it in instead; left untouched")]

@@ -65,6 +65,12 @@ COORDINATE_COLUMN_SETS: tuple[tuple[str, ...], ...] = (("latitude", "longitude")
 
 # Columns added by ingestion to every row; they name where the row came from.
 SOURCE_COLUMNS: tuple[str, ...] = ("source_file", "source_sha256", "source_line")
+# Every column our own code adds to a row (ingestion, validation, the merge). An input column with
+# one of these names is renamed `input_<name>`, keeping its values, so it never collides with ours.
+RESERVED_COLUMNS: tuple[str, ...] = (
+    *SOURCE_COLUMNS, "raw_record", "rules", "label", "hour_of_day_reported", "hour_of_day_mismatch",
+    "time_defaulted_noon", "date_is_first_of_month", "ingest_seq", "partition_key",
+)
 
 
 def normalise_header(name: str) -> str:
@@ -74,16 +80,35 @@ def normalise_header(name: str) -> str:
 
 
 def canonical_names(headers: list[str]) -> list[str]:
-    """Map raw headers to canonical names; unknown ones keep their normalised form, made unique."""
-    out: list[str] = []
-    seen: set[str] = set()
+    """Map raw headers to canonical names, unique whatever the input, none of them reserved.
+
+    Unknown headers keep their normalised form; an empty one becomes `unnamed_<position>`; a
+    reserved one becomes `input_<name>`. Each name goes first to the first header that asks for it;
+    a later duplicate takes its own normalised spelling if free (both "zip" and "zip_code": the
+    second stays "zip"), else `<name>_2`, `<name>_3`, ... skipping every name already taken.
+    """
+    wanted: list[tuple[str, str]] = []
     for position, raw in enumerate(headers):
         norm = normalise_header(raw)
         name = _LOOKUP.get(norm, norm) or f"unnamed_{position}"
-        if name in seen:  # e.g. both "zip" and "zip_code": keep the second under its own name
-            name = norm if norm not in seen else f"{norm}_{position}"
-        seen.add(name)
-        out.append(name)
+        wanted.append((f"input_{name}" if name in RESERVED_COLUMNS else name, norm))
+    out = [""] * len(wanted)
+    taken: set[str] = set()
+    for position, (name, _) in enumerate(wanted):
+        if name not in taken:
+            taken.add(name)
+            out[position] = name
+    for position, (name, norm) in enumerate(wanted):
+        if out[position]:
+            continue
+        if norm and norm not in taken and norm not in RESERVED_COLUMNS:
+            name = norm
+        else:
+            base, k = name, 2
+            while (name := f"{base}_{k}") in taken:
+                k += 1
+        taken.add(name)
+        out[position] = name
     return out
 
 

@@ -179,6 +179,8 @@ def incoming_refusal(path: Path) -> str | None:
         return "has an unsafe name (path separators, control characters or a leading dot)"
     if not path.is_file():
         return "is not a regular file"
+    if path.lstat().st_nlink > 1:  # another name for some other file (a hard link), perhaps a secret
+        return "has more than one hard link (it is also some other file); copy it in instead"
     if path.suffix.lower() != ".csv":
         return "is not a .csv file"
     return None

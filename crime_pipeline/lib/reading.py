@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,17 +57,20 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _record_start_lines(data: bytes) -> np.ndarray:
-    """Physical 1-based line number where each non-empty CSV record starts (quote-aware)."""
+def _record_start_lines(data: bytes, newline: int = 10) -> np.ndarray:
+    """Physical 1-based line number where each non-empty CSV record starts (quote-aware).
+
+    `newline` is the byte that ends a line: LF (also for CRLF), or CR in an old Mac file.
+    """
     buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
+    newlines = np.flatnonzero(buf == newline)
     quotes = np.flatnonzero(buf == 34)
     # A newline ends a record only outside quotes: an even number of quote chars precede it.
     boundary = newlines[(np.searchsorted(quotes, newlines) % 2) == 0]
     starts = np.concatenate(([0], boundary + 1))
     ends = np.concatenate((boundary, [len(buf)]))
     length = ends - starts
-    cr_only = (length == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13)
+    cr_only = (length == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13)  # the CR of an empty CRLF line
     keep = (length > 0) & ~cr_only
     lines = np.searchsorted(newlines, starts) + 1  # newlines before the start, plus one
     return lines[keep]
@@ -83,39 +87,89 @@ def _record_start_lines_slow(text: str) -> np.ndarray:
     return np.asarray(lines, dtype=np.int64)
 
 
+def _unclosed_quote_line(text: str, delimiter: str) -> int | None:
+    """The line where the record starts whose quoted value runs to the end of the file, if any."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    previous = 0
+    try:
+        for _ in reader:
+            previous = reader.line_num
+    except csv.Error as exc:
+        return previous + 1 if "unexpected end of data" in str(exc) else None
+    return None
+
+
+# A header field worth echoing in an error: short, printable, no colon (a password file's line is
+# colon-separated). Anything else is not shown: the first line of an arbitrary file may be secret.
+_HEADER_FIELD = re.compile(r"[\w .()/#&%'-]{1,64}")
+
+
+def _describe_first_line(fields: list[str], delimiter: str) -> str:
+    named = [f for f in fields if f.strip()]
+    count = f"its first line has {len(fields)} field(s) separated by {delimiter!r}"
+    if len(named) < 2 or not all(_HEADER_FIELD.fullmatch(f) for f in named):
+        return f"{count} and does not look like a CSV header, so it is not shown"
+    shown = ", ".join(repr(h) for h in fields[:12]) + (" ..." if len(fields) > 12 else "")
+    return f"{count}; header was: {shown}"
+
+
 def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
-    """Read a CSV export as text with canonical headers; raise UnreadableFileError if impossible."""
+    """Read a CSV export as text with canonical headers; raise UnreadableFileError if impossible.
+
+    Whatever the bytes, the only exception is UnreadableFileError, and its message names the file.
+    """
     path = Path(path)
-    name = path.name
-    if data is None:
-        data = path.read_bytes()
+    try:
+        return _read_raw_csv(path.name, path.read_bytes() if data is None else data)
+    except UnreadableFileError:
+        raise
+    except Exception as exc:  # weird input must never surface as a bare traceback naming no file
+        detail = f"{type(exc).__name__}: {exc}"
+        raise UnreadableFileError(f"{path.name}: not a readable CSV file ({detail[:300]})") from exc
+
+
+def _read_raw_csv(name: str, data: bytes) -> RawRead:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     if not data or data.isspace():
         raise UnreadableFileError(f"{name}: the file is empty")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UnreadableFileError(f"{name}: UTF-16 encoded; the file must be UTF-8 encoded")
     if b"\x00" in data[:65536]:
         raise UnreadableFileError(f"{name}: binary content (NUL bytes), not a CSV text file")
+    # Lines end with LF (or CRLF), or in an old Mac file with CR alone: the first line end decides.
+    cr, lf = data.find(b"\r"), data.find(b"\n")
+    newline = "\r" if cr >= 0 and (lf < 0 or cr < lf - 1) else "\n"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(newline.encode()) + 1
         raise UnreadableFileError(
             f"{name}: undecodable bytes at byte offset {exc.start} (line {line}); "
             "the file must be UTF-8 encoded"
         ) from exc
 
-    first_newline = text.find("\n")
-    first_line = text[: first_newline if first_newline >= 0 else len(text)]
+    first_newline = text.find(newline)
+    first_line = text[: first_newline if first_newline >= 0 else len(text)].rstrip("\r")
     delimiter = max(DELIMITERS, key=first_line.count)  # exports saved by spreadsheets use ; or tabs
     header_line = next(csv.reader([first_line], delimiter=delimiter), [])
     columns = canonical_names(header_line)
     missing = missing_required(columns)
     if missing:
-        shown = ", ".join(repr(h) for h in header_line[:12]) + (" ..." if len(header_line) > 12 else "")
         raise UnreadableFileError(
             f"{name}: not an incident export: missing required column(s) {', '.join(missing)}; "
-            f"header was: {shown}"
+            + _describe_first_line(header_line, delimiter)
         )
+
+    if data.count(b'"') % 2:  # an odd count is the cheap sign of a quote that may never close
+        line = _unclosed_quote_line(text, delimiter)
+        if line:
+            raise UnreadableFileError(
+                f"{name}: a quoted value opened in the record on line {line} is never closed, "
+                "so the rest of the file would read as one value"
+            )
+    if not data.endswith((b"\n", b"\r")):  # pyarrow cannot skip a header line that has no end
+        data += newline.encode()
 
     malformed: list[tuple[int, str, int, int]] = []
 
@@ -138,10 +192,10 @@ def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise UnreadableFileError(f"{name}: not a readable CSV file: {exc}") from exc
+        raise UnreadableFileError(f"{name}: not a readable CSV file: {str(exc)[:300]}") from exc
 
     # Map record numbers (1 = header) to physical lines; verify against what pyarrow saw.
-    starts = _record_start_lines(data)
+    starts = _record_start_lines(data, ord(newline))
     if len(starts) != table.num_rows + len(malformed) + 1:
         starts = _record_start_lines_slow(text)
     if len(starts) != table.num_rows + len(malformed) + 1:

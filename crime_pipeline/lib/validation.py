@@ -18,33 +18,55 @@ import pyarrow.compute as pc
 from pandera.typing import Series
 
 from crime_pipeline.lib.buffalo import LAT_MAX, LAT_MIN, LON_MAX, LON_MIN
-from crime_pipeline.lib.columns import CLASSES, canonical_label
+from crime_pipeline.lib.columns import CLASSES, RESERVED_COLUMNS, SOURCE_COLUMNS, canonical_label
 
 LOCAL_TIMEZONE = "America/New_York"
 EARLIEST = pd.Timestamp("2009-01-01")  # the portal calls earlier data unreliable
+EARLIEST_RECORD = pd.Timestamp("1900-01-01")  # a Created At / updated_at before this is a typo
 FUTURE_TOLERANCE = pd.Timedelta(days=1)  # exports are local time; allow for the clock offset
 
 RULES: dict[str, str] = {
     "row_malformed": "the CSV record has the wrong number of fields",
     "case_number_missing": "Case Number is empty",
     "incident_datetime_missing": "Incident Datetime is empty",
-    "incident_datetime_unparseable": "Incident Datetime is not a date and time",
+    "incident_datetime_unparseable": "Incident Datetime is not a real date and time in a known format "
+                                     "(impossible dates such as 02/30 and 2-digit years included)",
     "incident_datetime_before_2009": "Incident Datetime is before 2009 (unreliable per the portal)",
-    "incident_datetime_in_future": "Incident Datetime is in the future",
+    "incident_datetime_in_future": "Incident Datetime is after the file was ingested (as_of, plus a day)",
     "label_missing": "Parent Incident Type is empty",
     "label_not_canonical": "Parent Incident Type is not one of the 9 canonical types",
     "coordinates_missing": "no latitude/longitude (nor a location point)",
-    "coordinates_unparseable": "latitude/longitude are not numbers",
+    "coordinates_unparseable": "latitude/longitude (or the location point) are not numbers",
     "coordinates_outside_city": "the point lies outside Buffalo's city box",
+    "hour_of_day_invalid": "Hour of Day is present but not a whole number 0..23",
+    "created_at_unparseable": "Created At is present but not a real date and time",
+    "created_at_out_of_range": "Created At is before 1900 or after the file was ingested (as_of, plus a day)",
+    "updated_at_unparseable": "updated_at is present but not a real date and time",
+    "updated_at_out_of_range": "updated_at is before 1900 or after the file was ingested (as_of, plus a day)",
 }
 # "Missing geography fields hold the literal string UNKNOWN": these mean "no value" there.
 NULL_TOKENS = ("", "UNKNOWN", "Unknown", "unknown", "N/A", "NULL", "null", "None", "nan", "NaN")
 DATETIME_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
+# What the formats above must look like, field by field: strptime alone takes "19" as the year 0019
+# and rolls 02/30 over to March 2, so a parse counts only if its fields read back as written.
+# Two-digit years are refused, not guessed: the portal writes four digits, and a pivot year would
+# put some incidents in the wrong century without a trace.
+_MDY_FIELDS = (r"^(?P<month>\d{1,2})/(?P<day>\d{1,2})/(?P<year>\d{4})"
+               r"(?:\s+(?P<hour>\d{1,2}):(?P<minute>\d{1,2})(?::(?P<second>\d{1,2}))?(?:\s*[AaPp][Mm])?)?$")
+# ISO 8601 as the API writes it; at most 6 fractional digits keeps every year 1..9999 representable.
+_ISO = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
 GEOGRAPHY_COLUMNS = ("address", "address_2", "zip_code", "neighborhood", "council_district",
                      "police_district", "census_tract", "census_block_group", "census_block")
+# Columns validation adds to a row; an input column with one of these names would be overwritten.
+ADDED_COLUMNS = tuple(c for c in RESERVED_COLUMNS if c not in (*SOURCE_COLUMNS, "raw_record"))
+
 
 class IncidentSchema(pa.DataFrameModel):
-    """The contract of a valid incident row. Check names are the quarantine rule names."""
+    """The contract of a valid incident row. Check names are the quarantine rule names.
+
+    The clock-based check (`incident_datetime_in_future`) needs the file's ingestion time, so it is
+    added per call by `incident_schema(as_of)`.
+    """
 
     case_number: Series[str] = pa.Field(nullable=False)
     incident_datetime: Series[pd.Timestamp] = pa.Field(nullable=False)
@@ -55,10 +77,6 @@ class IncidentSchema(pa.DataFrameModel):
     @pa.check("incident_datetime", name="incident_datetime_before_2009")
     def _from_2009(cls, s: Series[pd.Timestamp]) -> Series[bool]:
         return s >= EARLIEST
-
-    @pa.check("incident_datetime", name="incident_datetime_in_future")
-    def _not_future(cls, s: Series[pd.Timestamp]) -> Series[bool]:
-        return s <= pd.Timestamp.now() + FUTURE_TOLERANCE
 
     @pa.check("label", name="label_not_canonical")
     def _canonical(cls, s: Series[str]) -> Series[bool]:
@@ -77,6 +95,28 @@ class IncidentSchema(pa.DataFrameModel):
         coerce = False
 
 
+def incident_schema(as_of: pd.Timestamp) -> pa.DataFrameSchema:
+    """IncidentSchema plus `incident_datetime_in_future`, judged against `as_of`, not the clock."""
+    latest = as_of + FUTURE_TOLERANCE
+    schema = IncidentSchema.to_schema()
+    checks = [*schema.columns["incident_datetime"].checks,
+              pa.Check(lambda s: s <= latest, name="incident_datetime_in_future")]
+    return schema.update_column("incident_datetime", checks=checks)
+
+
+def local_now() -> pd.Timestamp:
+    """Now in Buffalo local time, naive, as the portal writes its values."""
+    return pd.Timestamp.now(tz=LOCAL_TIMEZONE).tz_localize(None)
+
+
+def local_time(when: str | pd.Timestamp) -> pd.Timestamp:
+    """A time as naive Buffalo local time; an aware one (e.g. the ledger's UTC `ingested_at`) is converted."""
+    stamp = pd.Timestamp(when)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert(LOCAL_TIMEZONE).tz_localize(None)
+    return stamp
+
+
 def _text(raw: pd.DataFrame, column: str, nulls: tuple[str, ...] = ("",)) -> pd.Series:
     """A text column with whitespace trimmed and the given null tokens turned into missing values."""
     if column not in raw:
@@ -85,14 +125,41 @@ def _text(raw: pd.DataFrame, column: str, nulls: tuple[str, ...] = ("",)) -> pd.
     return s.mask(s.isin(nulls))
 
 
+def _read_back(values: pa_arrow.Array, parsed: pa_arrow.Array) -> pa_arrow.Array:
+    """True where a strptime result has exactly the fields written in the text (no rollover)."""
+    fields = pc.extract_regex(values, _MDY_FIELDS)
+
+    def written(name: str) -> np.ndarray:  # an absent optional field ("") reads as 0
+        text = fields.field(name)
+        return pc.fill_null(pc.cast(pc.if_else(pc.equal(text, ""), None, text), pa_arrow.int64()), 0).to_numpy()
+
+    def got(part) -> np.ndarray:
+        return pc.fill_null(part(parsed), -1).to_numpy()
+
+    ok = pc.fill_null(pc.is_valid(fields), False).to_numpy(zero_copy_only=False)
+    ok &= got(pc.year) == written("year")
+    ok &= got(pc.month) == written("month")
+    ok &= got(pc.day) == written("day")
+    ok &= got(pc.hour) % 12 == written("hour") % 12  # 12-hour clock: 7 PM reads back as 19
+    ok &= got(pc.minute) == written("minute")
+    ok &= got(pc.second) == written("second")
+    return pa_arrow.array(ok)
+
+
 def parse_datetimes(text: pd.Series) -> pd.Series:
-    """Parse the portal's formats and ISO 8601 (the API's); unparseable values become NaT."""
+    """Parse the portal's formats and ISO 8601 (the API's) to datetime64[us]; anything else is NaT.
+
+    Microseconds, not nanoseconds, so that every year 1..9999 is a value the rules can judge
+    (12/31/9999 is "in the future", not an exception). Impossible dates are NaT, never rolled over.
+    """
     values = pa_arrow.array(text.astype(object).where(text.notna(), None), type=pa_arrow.string())
     parsed = pa_arrow.nulls(len(values), pa_arrow.timestamp("s"))
     for fmt in DATETIME_FORMATS:  # pyarrow's strptime: C speed, null where the format does not fit
         parsed = pc.coalesce(parsed, pc.strptime(values, format=fmt, unit="s", error_is_null=True))
-    out = pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[ns]")
+    parsed = pc.if_else(_read_back(values, parsed), parsed, None)
+    out = pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[us]")
     rest = text.notna() & out.isna()
+    rest &= text.str.fullmatch(_ISO).fillna(False).astype(bool)
     if rest.any():
         # ISO 8601 (the API's). A value with an offset is converted to Buffalo local time; one
         # without is local time already, as the portal's own values are.
@@ -102,7 +169,7 @@ def parse_datetimes(text: pd.Series) -> pd.Series:
                 parsed = pd.to_datetime(text[mask], format="ISO8601", errors="coerce", utc=aware)
                 if aware:
                     parsed = parsed.dt.tz_convert(LOCAL_TIMEZONE).dt.tz_localize(None)
-                out.loc[mask] = parsed.astype("datetime64[ns]")
+                out.loc[mask] = parsed.astype("datetime64[us]")
     return out
 
 
@@ -111,20 +178,37 @@ def _coordinates(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
     lat_text, lon_text = _text(raw, "latitude", NULL_TOKENS), _text(raw, "longitude", NULL_TOKENS)
     location = _text(raw, "location", NULL_TOKENS)
     use_point = lat_text.isna() & lon_text.isna() & location.notna()
+    point_bad = pd.Series(False, index=raw.index)
     if use_point.any():
         # WKT "POINT (lon lat)" (the current API), or the older "(lat, lon)".
         wkt = location[use_point].str.extract(r"POINT\s*\(\s*(-?[\d.]+)\s+(-?[\d.]+)\s*\)", expand=True)
         pair = location[use_point].str.extract(r"^\(\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\)$", expand=True)
         lat_text = lat_text.mask(use_point, wkt[1].fillna(pair[0]).reindex(lat_text.index))
         lon_text = lon_text.mask(use_point, wkt[0].fillna(pair[1]).reindex(lon_text.index))
+        point_bad = use_point & lat_text.isna()  # a location that is no point of either form
     lat = pd.to_numeric(lat_text, errors="coerce").astype("float64")
     lon = pd.to_numeric(lon_text, errors="coerce").astype("float64")
-    unparseable = (lat_text.notna() & lat.isna()) | (lon_text.notna() & lon.isna())
+    unparseable = (lat_text.notna() & lat.isna()) | (lon_text.notna() & lon.isna()) | point_bad
     return lat, lon, unparseable.fillna(False)
 
 
-def coerce_incidents(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
-    """Pass one: typed columns, plus masks of values that were present but did not parse."""
+def _hour_of_day(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The reported Hour of Day as Int16, and a mask of values present but not a whole hour 0..23.
+
+    Checked as text before any cast, so 99999 cannot wrap around Int16 nor 6.5 truncate to 6.
+    """
+    text = _text(raw, "hour_of_day")
+    whole = text.str.fullmatch(r"\d{1,2}(?:\.0+)?").fillna(False).astype(bool)
+    number = pd.to_numeric(text.where(whole), errors="coerce")
+    ok = whole & number.between(0, 23).fillna(False).astype(bool)
+    return number.where(ok).astype("Int16"), text.notna() & ~ok
+
+
+def coerce_incidents(raw: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Pass one: typed columns, plus masks of values that were present but did not parse.
+
+    Datetimes are datetime64[us] here (any year 1..9999); the rules decide what is valid.
+    """
     typed = pd.DataFrame(index=raw.index)
     typed["case_number"] = _text(raw, "case_number")
     dt_text = _text(raw, "incident_datetime")
@@ -136,15 +220,19 @@ def coerce_incidents(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Seri
     typed["label"] = label.fillna(label_text)  # a non-canonical value is kept, and fails the rule
     lat, lon, coord_bad = _coordinates(raw)
     typed["latitude"], typed["longitude"] = lat, lon
-    typed["hour_of_day_reported"] = pd.to_numeric(_text(raw, "hour_of_day"), errors="coerce").astype("Int16")
-    typed["created_at"] = parse_datetimes(_text(raw, "created_at"))
-    typed["updated_at"] = parse_datetimes(_text(raw, "updated_at"))
-    unparsed = {
+    typed["hour_of_day_reported"], hour_bad = _hour_of_day(raw)
+    problems = {
         "incident_datetime_unparseable": dt_text.notna() & typed["incident_datetime"].isna(),
         "coordinates_unparseable": coord_bad,
-        "label_not_canonical": label_text.notna() & ~typed["label"].isin(CLASSES),
+        "hour_of_day_invalid": hour_bad,
     }
-    return typed, {k: v.fillna(False).astype(bool) for k, v in unparsed.items()}
+    latest = as_of + FUTURE_TOLERANCE
+    for column in ("created_at", "updated_at"):
+        text = _text(raw, column)
+        typed[column] = parse_datetimes(text)
+        problems[f"{column}_unparseable"] = text.notna() & typed[column].isna()
+        problems[f"{column}_out_of_range"] = (typed[column] < EARLIEST_RECORD) | (typed[column] > latest)
+    return typed, {k: v.fillna(False).astype(bool) for k, v in problems.items()}
 
 
 _NULL_RULE = {
@@ -154,17 +242,22 @@ _NULL_RULE = {
     "latitude": "coordinates_missing",
     "longitude": "coordinates_missing",
 }
+# A null the schema sees may be a value that did not parse: then that is the rule.
 _PARSE_RULE_FOR_NULL = {
     "incident_datetime_missing": "incident_datetime_unparseable",
     "coordinates_missing": "coordinates_unparseable",
 }
+# Problems of optional columns, outside the schema: each is a rule on its own.
+_DIRECT_RULES = ("hour_of_day_invalid", "created_at_unparseable", "created_at_out_of_range",
+                 "updated_at_unparseable", "updated_at_out_of_range")
 
 
-def rule_failures(typed: pd.DataFrame, unparsed: dict[str, pd.Series]) -> pd.Series:
+def rule_failures(typed: pd.DataFrame, problems: dict[str, pd.Series], as_of: pd.Timestamp) -> pd.Series:
     """Pass two: pandera's lazy validation; returns the sorted rule names each row fails ('' = valid)."""
     out = pd.Series("", index=typed.index, dtype=object)
+    found = [pd.DataFrame({"index": typed.index[problems[r].to_numpy()], "rule": r}) for r in _DIRECT_RULES]
     try:
-        IncidentSchema.validate(typed[list(_NULL_RULE)], lazy=True)
+        incident_schema(as_of).validate(typed[list(_NULL_RULE)], lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         if cases["index"].isna().any():  # a whole-column failure would hide row failures: never pass it
@@ -172,12 +265,12 @@ def rule_failures(typed: pd.DataFrame, unparsed: dict[str, pd.Series]) -> pd.Ser
         index = cases["index"].to_numpy()
         rule = np.where(cases["check"] == "not_nullable", cases["column"].map(_NULL_RULE), cases["check"])
         for null_rule, parse_rule in _PARSE_RULE_FOR_NULL.items():
-            hit = (rule == null_rule) & unparsed[parse_rule].reindex(index).to_numpy()
+            hit = (rule == null_rule) & problems[parse_rule].reindex(index).to_numpy()
             rule = np.where(hit, parse_rule, rule)
-        joined = (
-            pd.DataFrame({"index": index, "rule": rule}).drop_duplicates()
-            .sort_values("rule").groupby("index")["rule"].agg(";".join)
-        )
+        found.append(pd.DataFrame({"index": index, "rule": rule}))
+    failures = pd.concat(found, ignore_index=True)
+    if len(failures):
+        joined = (failures.drop_duplicates().sort_values("rule").groupby("index")["rule"].agg(";".join))
         out.loc[joined.index] = joined.to_numpy()
     return out
 
@@ -193,16 +286,29 @@ class ValidationResult:
     flags: dict[str, int] = field(default_factory=dict)
 
 
-def validate_incidents(raw: pd.DataFrame, as_of=None) -> ValidationResult:
-    """Validate raw text rows into valid + quarantined rows; `raw_record` marks malformed records."""
+def validate_incidents(raw: pd.DataFrame, as_of: str | pd.Timestamp | None = None) -> ValidationResult:
+    """Validate raw text rows into valid + quarantined rows; `raw_record` marks malformed records.
+
+    `as_of` is the moment the file is judged at, in Buffalo local time (an aware time is converted):
+    the clock-based rules (`incident_datetime_in_future`, `*_out_of_range`) compare with it, so the
+    same file always validates the same way. Assets pass the file's recorded ingestion time
+    (`local_time(ledger_entry["ingested_at"])`); only `predict`, scoring a file now, leaves it None
+    to mean now.
+    """
+    as_of = local_now() if as_of is None else local_time(as_of)
+    if not EARLIEST <= as_of <= pd.Timestamp("2200-01-01"):
+        raise ValueError(f"as_of {as_of} is not a plausible ingestion time")
+    clash = [c for c in raw.columns if c in ADDED_COLUMNS]
+    if clash:  # read_raw_csv renames such input columns (canonical_names); a frame built otherwise must too
+        raise ValueError(f"input columns {clash} would be overwritten by validation; rename them first")
     raw = raw.reset_index(drop=True)
     if "raw_record" in raw:
         malformed = raw.loc[raw["raw_record"].notna()]
         raw = raw.loc[raw["raw_record"].isna()].drop(columns="raw_record").reset_index(drop=True)
     else:
         malformed = raw.iloc[:0]
-    typed, unparsed = coerce_incidents(raw)
-    failed = rule_failures(typed, unparsed)
+    typed, problems = coerce_incidents(raw, as_of)
+    failed = rule_failures(typed, problems, as_of)
     bad = failed != ""
     text_cols = [c for c in raw.columns if c not in typed.columns]
 
@@ -217,6 +323,8 @@ def validate_incidents(raw: pd.DataFrame, as_of=None) -> ValidationResult:
             quarantine[col] = quarantine[col].astype("string")
 
     valid = pd.concat([typed.loc[~bad], raw.loc[~bad, text_cols]], axis=1).reset_index(drop=True)
+    for col in ("incident_datetime", "created_at", "updated_at"):  # the rules kept these in range
+        valid[col] = valid[col].astype("datetime64[ns]")
     for col in GEOGRAPHY_COLUMNS:
         if col in valid:
             valid[col] = _text(valid, col, NULL_TOKENS)
