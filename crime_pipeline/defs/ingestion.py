@@ -47,7 +47,7 @@ def locate_incoming(layout: LakeLayout, key: str, hint: str | None = None) -> tu
     partitions_def=incoming_files,
     group_name="ingestion",
     kinds={"csv", "pandas", "parquet"},
-    code_version="1",
+    code_version="2",
 )
 def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """One incoming CSV export, read losslessly: canonical column names, every value as text.

@@ -19,13 +19,13 @@ from crime_pipeline.lib.atomic import publish, reject, staged_path, write_json, 
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.lake import record_validated, split_by_status
 from crime_pipeline.lib.quality import accounting_problems, quality_report
-from crime_pipeline.lib.validation import LOCAL_TIMEZONE, RULES, supersede, validate_incidents
+from crime_pipeline.lib.validation import RULES, local_time, supersede, validate_incidents
 from crime_pipeline.resources import LakeResource
 
 
 def ingestion_time(entry: dict) -> pd.Timestamp:
     """The ledger's first ingestion time of a file, in Buffalo local time: validation's 'now'."""
-    return pd.Timestamp(entry["ingested_at"]).tz_convert(LOCAL_TIMEZONE).tz_localize(None)
+    return local_time(entry["ingested_at"])
 
 
 @dg.multi_asset(
@@ -35,7 +35,7 @@ def ingestion_time(entry: dict) -> pd.Timestamp:
             deps=[raw_incidents],
             group_name="validation",
             kinds={"pandas", "parquet"},
-            code_version="2",
+            code_version="3",
             automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
             description="Rows of one file that pass the pandera IncidentSchema, typed: datetimes, "
             "coordinates, the canonical label, and flags for soft problems (hour mismatch, noon default).",
@@ -45,7 +45,7 @@ def ingestion_time(entry: dict) -> pd.Timestamp:
             deps=[raw_incidents],
             group_name="validation",
             kinds={"pandas", "parquet"},
-            code_version="2",
+            code_version="3",
             automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
             description="Rows of one file that failed validation, as read, with their source line "
             "and every rule they failed. Nothing is dropped: it all lands here.",
@@ -136,7 +136,7 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
     deps=["validated_incidents", "incident_quarantine"],
     group_name="validation",
     kinds={"pandas", "parquet"},
-    code_version="2",
+    code_version="3",
     automation_condition=MERGE_WHEN_ANY_FILE_CHANGES,
     check_specs=[
         dg.AssetCheckSpec("accounting_reconciles", asset="incidents", blocking=True,
