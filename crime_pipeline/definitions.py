@@ -16,7 +16,7 @@ def build_definitions(lake_root: str | None = None) -> dg.Definitions:
     """Build the project's Definitions; `lake_root` overrides the lake (tests use a temp folder)."""
     return dg.Definitions(
         assets=[
-            ingestion.raw_incidents, validation.validate_file, validation.incidents,
+            open_data.open_data_pull, ingestion.raw_incidents, validation.validate_file, validation.incidents,
             features.incident_features, features.dataset_splits,
             models.baseline_model, models.mlp_model, models.gbdt_model,
             reports.model_evaluation, reports.figures, reports.crime_report,

@@ -75,9 +75,14 @@ def reap_dead_runs(instance: dg.DagsterInstance, echo: Callable[[str], None] = p
 
 
 def downstream_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
-    """Every unpartitioned asset, upstream first: what may need rebuilding after ingestion."""
+    """Every unpartitioned asset below ingestion, upstream first: what may need rebuilding after it.
+    (The open-data pull, upstream of ingestion, runs on its schedule, never from here.)"""
     graph = defs.resolve_asset_graph()
-    return [k for k in graph.toposorted_asset_keys if graph.get(k).partitions_def is None]
+    below = {dg.AssetKey("raw_incidents")}
+    for key in graph.toposorted_asset_keys:
+        if graph.get(key).parent_keys & below:
+            below.add(key)
+    return [k for k in graph.toposorted_asset_keys if k in below and graph.get(k).partitions_def is None]
 
 
 def failed_audits(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[dg.AssetKey, str]:

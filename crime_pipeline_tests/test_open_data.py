@@ -7,7 +7,7 @@ import json
 import dagster as dg
 import pandas as pd
 
-from crime_pipeline.defs.open_data import open_data_pull_job, open_data_schedule
+from crime_pipeline.defs.open_data import open_data_pull, open_data_schedule
 from crime_pipeline.lib.atomic import read_parquet
 from crime_pipeline.lib.soda import SodaSettings
 from crime_pipeline.resources import LakeResource, OpenDataResource
@@ -15,7 +15,8 @@ from crime_pipeline_tests.soda_server import SodaServer, api_rows
 
 
 def pull(lake, server: SodaServer):
-    return open_data_pull_job.execute_in_process(
+    return dg.materialize(
+        [open_data_pull],
         resources={
             "lake": LakeResource(root=str(lake.root)),
             "open_data": OpenDataResource(base_url=server.url, page_size=4, max_retries=2, backoff_seconds=0.01,
@@ -39,6 +40,9 @@ def test_pull_pages_retries_and_writes_one_csv_the_pipeline_ingests(lake, pipeli
         assert len(frame) == 10 and frame["case_number"].is_unique
         state = json.loads((lake.ledger.parent / "open_data_pull.json").read_text())
         assert state["last_updated_at"] == max(r[":updated_at"] for r in server.rows)
+        [materialization] = result.asset_materializations_for_node("open_data_pull")
+        assert materialization.metadata["pages_fetched"].value == 3
+        assert materialization.metadata["watermark"].value == state["last_updated_at"]
 
         # The next pull asks only for rows updated since the watermark; nothing new, nothing written.
         server.requests.clear()
@@ -56,7 +60,7 @@ def test_a_malformed_page_fails_clearly_and_writes_nothing(lake):
         server.malformed_offsets = {4}
         result = pull(lake, server)
     assert not result.success
-    failure = result.failure_data_for_node("pull_open_data")
+    failure = result.failure_data_for_node("open_data_pull")
     assert "page at offset 4 is not JSON" in failure.user_failure_data.description
     assert list(lake.incoming.iterdir()) == []
     assert not (lake.ledger.parent / "open_data_pull.json").exists()
@@ -71,8 +75,9 @@ def test_persistent_server_errors_give_up_after_the_retries(lake):
     assert list(lake.incoming.iterdir()) == []
 
 
-def test_schedule_is_daily_and_off_until_enabled():
+def test_schedule_is_daily_in_buffalo_time_and_off_until_enabled():
     assert open_data_schedule.cron_schedule == "0 6 * * *"
+    assert open_data_schedule.execution_timezone == "America/New_York"
     assert open_data_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 import time
 
+import dagster as dg
 import pytest
 
-from crime_pipeline.defs.open_data import open_data_pull_job
+from crime_pipeline.defs.open_data import open_data_pull
 from crime_pipeline.lib.soda import SodaError, SodaSettings, fetch_updated_since
 from crime_pipeline.resources import LakeResource, OpenDataResource
 from crime_pipeline_tests.soda_server import SodaServer, api_rows
@@ -221,14 +222,15 @@ def test_tls_to_a_plain_http_server_is_one_sentence():
 def test_the_job_fails_with_the_sentence_and_writes_nothing(lake):
     with SodaServer(api_rows(3)) as server:
         server.hostile = "endless"
-        result = open_data_pull_job.execute_in_process(
+        result = dg.materialize(
+            [open_data_pull],
             resources={"lake": LakeResource(root=str(lake.root)),
                        "open_data": OpenDataResource(base_url=server.url, page_size=4, max_pages=3, app_token=TOKEN)},
             raise_on_error=False,
         )
         assert len(server.requests) == 3
     assert not result.success
-    description = result.failure_data_for_node("pull_open_data").user_failure_data.description
+    description = result.failure_data_for_node("open_data_pull").user_failure_data.description
     assert description.startswith("open-data pull failed, nothing written: GET ")
     assert description.endswith("every one of 3 pages was full (max_pages); stopped paging after 12 rows")
     assert list(lake.incoming.iterdir()) == []

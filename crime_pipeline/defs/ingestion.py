@@ -44,6 +44,7 @@ def locate_incoming(layout: LakeLayout, key: str, hint: str | None = None) -> tu
 
 
 @dg.asset(
+    deps=["open_data_pull"],  # one source of incoming files; exports dropped in by hand are the other
     partitions_def=incoming_files,
     group_name="ingestion",
     kinds={"csv", "pandas", "parquet"},

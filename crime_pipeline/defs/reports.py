@@ -14,6 +14,7 @@ import pandas as pd
 from crime_pipeline import synthetic
 from crime_pipeline.defs.automation_conditions import REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads, read_splits
+from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.lib import captions, plots
 from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba, publish_model
 from crime_pipeline.lib.atomic import publish, reject, staged_path, write_json, write_parquet, write_text
@@ -227,7 +228,7 @@ def quarantine_examples(reads, files: list[dict], limit: int = 15) -> pd.DataFra
 
 @dg.asset(deps=["figures", "model_evaluation", "incident_features", "incidents", "incident_quarantine"],
           group_name="reports", kinds={"html"}, code_version="2",
-          automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED)
+          automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, freshness_policy=freshness_after_pull())
 def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """One self-contained HTML report (reports/report.html): data quality, the leakage check, metrics
     with baselines and the Bayes limit, and every figure with a caption saying what to look for.

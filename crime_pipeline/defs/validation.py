@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from crime_pipeline.defs.automation_conditions import MERGE_WHEN_ANY_FILE_CHANGES, REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.ingestion import incoming_files, raw_incidents
 from crime_pipeline.defs.lake_io import declared_reads
+from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.defs.metadata import column_lineage, same_name_lineage, table_metadata
 from crime_pipeline.lib.atomic import publish, reject, staged_path, write_json, write_parquet
 from crime_pipeline.lib.faults import fault_point
@@ -138,6 +139,7 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
     kinds={"pandas", "parquet"},
     code_version="3",
     automation_condition=MERGE_WHEN_ANY_FILE_CHANGES,
+    freshness_policy=freshness_after_pull(),
     check_specs=[
         dg.AssetCheckSpec("accounting_reconciles", asset="incidents", blocking=True,
                           description="For every file: records counted at ingestion = rows kept in the staged "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 
 PUBLISHED_BY: dict[str, tuple[str, ...]] = {
+    "open_data_pull": ("raw/incoming/open_data_pull_*.csv", "ledger/open_data_pull.json"),
     "raw_incidents": ("lake/raw_incidents/*.parquet", "ledger/ingested.json"),
     "validated_incidents": ("lake/validated_incidents/*.parquet", "lake/validated_incidents/*.summary.json",
                             "ledger/ingested.json"),

@@ -270,8 +270,10 @@ class _Pull:
 
 
 def fetch_updated_since(settings: SodaSettings, since: str | None, log: Callable[[str], None] = print,
-                        sleep: Callable[[float], None] = time.sleep) -> list[dict]:
-    """Every row updated after `since` (all rows when None), page by page, in update order."""
+                        sleep: Callable[[float], None] = time.sleep,
+                        on_page: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Every row updated after `since` (all rows when None), page by page, in update order.
+    `on_page(offset, rows)` is told of every page received."""
     pull = _Pull(settings, log, sleep)
     rows: list[dict] = []
     seen: dict[str, int] = {}  # page digest -> offset, to catch a server that ignores $offset
@@ -286,6 +288,8 @@ def fetch_updated_since(settings: SodaSettings, since: str | None, log: Callable
         if not isinstance(page, list) or not all(isinstance(r, dict) for r in page):
             raise pull.error(url, f"page at offset {offset} is not a list of rows")
         log(f"fetched {len(page)} rows at offset {offset}")
+        if on_page:
+            on_page(offset, len(page))
         if len(page) < settings.page_size:
             rows.extend(page)
             return rows
