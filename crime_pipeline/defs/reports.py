@@ -185,7 +185,7 @@ def quarantine_examples(layout: LakeLayout, limit: int = 15) -> pd.DataFrame:
     return out
 
 
-@dg.asset(deps=["figures", "model_evaluation", "incident_features", "incidents"], group_name="reports",
+@dg.asset(deps=["figures", "model_evaluation", "incident_features", "incidents", "seed_reproduction"], group_name="reports",
           kinds={"html"}, code_version="1", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
 def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """One self-contained HTML report (reports/report.html): data quality, the leakage check, metrics
@@ -197,7 +197,8 @@ def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     leakage = read_json(layout.lake_file("leakage_check.json"), {})
     evaluation = read_json(layout.report_file("evaluation.json"), {})
     html = render_report(quality, leakage, evaluation, figure_list(layout), quarantine_examples(layout),
-                         datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                         datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                         seed=read_json(layout.report_file("seed_reproduction.json"), None))
     path = write_text(layout.report_file("report.html"), html)
     best = max(evaluation["models"].items(), key=lambda kv: kv[1]["accuracy"])
     summary = {
