@@ -7,7 +7,7 @@ on the same incidents, the same sample and the same split:
 
 - honest: exactly those inputs;
 - leaky: the same plus `incident_type_primary` and `incident_description` one-hot encoded (the
-  `max_categories` commonest values seen in training, the rest bucketed as "(other)"). Both are
+  `max_categories` commonest values seen in training, the rest sharing one column). Both are
   the label written in other words, so the network only has to learn a lookup table.
 
 Only the metrics leave this module: no weights, no files. A sample of at most `max_rows` incidents
@@ -33,7 +33,7 @@ from crime_pipeline.lib.metrics import classification_metrics
 
 DISGUISES: tuple[str, ...] = ("incident_type_primary", "incident_description")
 HONEST_INPUTS: tuple[str, ...] = ("latitude (MinMax)", "longitude (MinMax)", "hour (one-hot)", "weekday (one-hot)")
-OTHER, MISSING = "(other)", "(missing)"
+MISSING = "(missing)"
 VARIANTS = ("honest", "leaky")
 
 
@@ -46,7 +46,7 @@ class SeedSettings:
     test_fraction: float = 0.2
     max_rows: int = 50_000  # stratified sample; 0 = every incident
     max_categories: int = 30  # per disguise column; rarer values share one "(other)" column
-    threads: int = 0  # torch CPU threads while training; 0 = leave torch's setting
+    threads: int = 1  # batches of 256 gain nothing from more; 0 = leave torch's setting
     seed: int = 0
 
     def __post_init__(self):
@@ -83,7 +83,7 @@ class SeedNet(nn.Module):
 
 
 def stratified_sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
-    """At most about `max_rows` rows, the same share from every type (0 or enough rows: all)."""
+    """About `max_rows` rows, the same share of every type (max_rows 0, or fewer rows: all of them)."""
     if max_rows == 0 or len(frame) <= max_rows:
         return frame
     return frame.groupby("label", group_keys=False, observed=True).sample(frac=max_rows / len(frame), random_state=seed)
@@ -111,7 +111,7 @@ def kept_categories(values: pd.Series, max_categories: int) -> list[str]:
 
 
 def encode_category(values: pd.Series, kept: list[str]) -> np.ndarray:
-    """One column per kept value plus one for everything else (rare, unseen or missing)."""
+    """One column per kept value plus one shared by every other value (rare or unseen in training)."""
     codes = pd.Index(kept).get_indexer(values)  # -1 for anything not kept
     return _one_hot(np.where(codes < 0, len(kept), codes), len(kept) + 1)
 
