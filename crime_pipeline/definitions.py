@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from crime_pipeline.defs import features, ingestion, models, open_data, reports, sensors, validation
+from crime_pipeline.defs import features, ingestion, models, open_data, reports, seed_reproduction, sensors, validation
 from crime_pipeline.resources import LakeResource, OpenDataResource, TorchDeviceResource, default_lake_root
 
 SODA_TOKEN_VAR = "CRIME_PIPELINE_SODA_APP_TOKEN"
@@ -20,6 +20,7 @@ def build_definitions(lake_root: str | None = None) -> dg.Definitions:
             features.incident_features, features.dataset_splits,
             models.baseline_model, models.mlp_model, models.gbdt_model,
             reports.model_evaluation, reports.figures, reports.crime_report,
+            seed_reproduction.seed_reproduction,
         ],
         resources={
             "lake": LakeResource(root=lake_root or default_lake_root()),

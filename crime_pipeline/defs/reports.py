@@ -226,7 +226,7 @@ def quarantine_examples(reads, files: list[dict], limit: int = 15) -> pd.DataFra
     return out
 
 
-@dg.asset(deps=["figures", "model_evaluation", "incident_features", "incidents", "incident_quarantine"],
+@dg.asset(deps=["figures", "model_evaluation", "incident_features", "incidents", "incident_quarantine", "seed_reproduction"],
           group_name="reports", kinds={"html"}, code_version="2",
           automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, freshness_policy=freshness_after_pull())
 def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -243,7 +243,8 @@ def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     for figure, _ in figures_shown:
         reads.path(figure)
     html = render_report(quality, leakage, evaluation, figures_shown, quarantine_examples(reads, quality["files"]),
-                         datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                         datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                         seed=reads.json(layout.report_file("seed_reproduction.json")))
     fault_point("report:before_write")
     path = write_text(layout.report_file("report.html"), html)
     best = max(evaluation["models"].items(), key=lambda kv: kv[1]["accuracy"])

@@ -25,6 +25,7 @@ PUBLISHED_BY: dict[str, tuple[str, ...]] = {
     "gbdt_model": ("models/candidates/gbdt.json", "models/candidates/gbdt-*"),
     "model_evaluation": ("reports/evaluation.json", "lake/test_predictions.parquet", "models/*.json", "models/*-*"),
     "figures": ("reports/*.png", "reports/captions.json"),
+    "seed_reproduction": ("reports/seed_reproduction.json",),
     "crime_report": ("reports/report.html", "reports/summary.json"),
 }
 EXTERNAL_INPUTS: tuple[str, ...] = ("raw/incoming/*", "raw/generated.json")
