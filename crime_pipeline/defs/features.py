@@ -19,7 +19,7 @@ from crime_pipeline.lib.features import (
 )
 from crime_pipeline.lib.leakage import MI_RATIO_LIMIT, PURITY_LIMIT, leakage_scores
 from crime_pipeline.lib.reading import sha256_file
-from crime_pipeline.lib.splits import SPLITS, fit_minmax, random_split, temporal_split
+from crime_pipeline.lib.splits import SPLITS, TooLittleDataError, fit_minmax, random_split, temporal_split
 from crime_pipeline.resources import LakeResource
 
 NOT_FEATURES = (*ID_COLUMNS, "label", "label_id")
@@ -124,10 +124,13 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
     if not 0 < config.validation_fraction < 1 or not 0 < config.test_fraction < 1 or \
             config.validation_fraction + config.test_fraction >= 0.9:
         raise dg.Failure(description="validation_fraction and test_fraction must be in (0, 1) and leave a training part")
-    if config.strategy == "temporal":
-        split = temporal_split(table, config.validation_fraction, config.test_fraction)
-    else:
-        split = random_split(table, config.validation_fraction, config.test_fraction, config.seed)
+    try:
+        if config.strategy == "temporal":
+            split = temporal_split(table, config.validation_fraction, config.test_fraction)
+        else:
+            split = random_split(table, config.validation_fraction, config.test_fraction, config.seed)
+    except TooLittleDataError as exc:  # the sentence is the failure's description, shown as the cause
+        raise dg.Failure(description=str(exc), metadata={f"rows/{k}": v for k, v in exc.counts.items()}) from exc
     table["split"] = split.to_numpy()
     scaler = fit_minmax(table[table["split"] == "train"], MODEL_FEATURES)
     path = write_parquet(layout.table("dataset_splits"), table)
