@@ -116,7 +116,9 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
 
     Temporal by default: the oldest incidents train, the next period validates, the most recent
     test, so models are judged on a future they never saw. One row per case number, so no case
-    is split across parts. The scaler's min/max come from the training rows alone.
+    is split across parts. The scaler's min/max come from the training rows alone. Fails, naming the
+    counts, when a part would get fewer than 100 / 20 / 20 incidents (train / validation / test) or
+    training fewer than two incident types.
     """
     layout = lake.layout
     features_path = layout.table("incident_features")
