@@ -20,7 +20,7 @@ from crime_pipeline.lib.features import (
 )
 from crime_pipeline.lib.leakage import COMBINATION_LIMIT, MI_RATIO_LIMIT, PURITY_LIMIT, combination_accuracy, leakage_scores
 from crime_pipeline.lib.reading import sha256_file
-from crime_pipeline.lib.splits import SPLITS, fit_minmax, random_split, temporal_split
+from crime_pipeline.lib.splits import SPLITS, TooLittleDataError, fit_minmax, random_split, temporal_split
 from crime_pipeline.resources import LakeResource
 
 NOT_FEATURES = (*ID_COLUMNS, "label", "label_id")
@@ -133,7 +133,9 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
 
     Temporal by default: the oldest incidents train, the next period validates, the most recent
     test, so models are judged on a future they never saw. One row per case number, so no case
-    is split across parts. The scaler's min/max come from the training rows alone.
+    is split across parts. The scaler's min/max come from the training rows alone. Fails, naming the
+    counts, when a part would get fewer than 100 / 20 / 20 incidents (train / validation / test) or
+    training fewer than two incident types.
     """
     layout = lake.layout
     reads = declared_reads(context, lake)
@@ -142,10 +144,13 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
     if not 0 < config.validation_fraction < 1 or not 0 < config.test_fraction < 1 or \
             config.validation_fraction + config.test_fraction >= 0.9:
         raise dg.Failure(description="validation_fraction and test_fraction must be in (0, 1) and leave a training part")
-    if config.strategy == "temporal":
-        split = temporal_split(table, config.validation_fraction, config.test_fraction)
-    else:
-        split = random_split(table, config.validation_fraction, config.test_fraction, config.seed)
+    try:
+        if config.strategy == "temporal":
+            split = temporal_split(table, config.validation_fraction, config.test_fraction)
+        else:
+            split = random_split(table, config.validation_fraction, config.test_fraction, config.seed)
+    except TooLittleDataError as exc:  # the sentence is the failure's description, shown as the cause
+        raise dg.Failure(description=str(exc), metadata={f"rows/{k}": v for k, v in exc.counts.items()}) from exc
     table["split"] = split.to_numpy()
     scaler = fit_minmax(table[table["split"] == "train"], MODEL_FEATURES)
     path = write_parquet(layout.table("dataset_splits"), table)

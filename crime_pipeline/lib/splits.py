@@ -2,11 +2,61 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 SPLITS = ("train", "validation", "test")
+
+# The least each part must hold. Below this, models train on a handful of rows and the metrics are
+# noise; 20 also keeps every stratified random part at least as large as the 9 classes. Training
+# needs two incident types at least (one type leaves nothing to classify).
+MIN_ROWS = {"train": 100, "validation": 20, "test": 20}
+MIN_TRAIN_CLASSES = 2
+
+
+class TooLittleDataError(ValueError):
+    """The incidents cannot be split into parts every model can train and be judged on.
+
+    The message is one sentence for the user; `counts` holds the rows per part (and "incidents").
+    """
+
+    def __init__(self, message: str, counts: dict[str, int]):
+        super().__init__(message)
+        self.counts = counts
+
+
+def incidents_needed(validation_fraction: float, test_fraction: float) -> int:
+    """About how many incidents give every part its minimum at these fractions."""
+    train_fraction = 1 - validation_fraction - test_fraction
+    return max(math.ceil(MIN_ROWS["train"] / train_fraction), math.ceil(MIN_ROWS["validation"] / validation_fraction),
+               math.ceil(MIN_ROWS["test"] / test_fraction))
+
+
+def check_parts(counts: dict[str, int], train_labels: pd.Series, validation_fraction: float,
+                test_fraction: float, why: str = "") -> None:
+    """Raise TooLittleDataError unless every part has its minimum and training sees two types."""
+    n = sum(counts.values())
+    got = ", ".join(f"{part} {counts[part]}" for part in SPLITS)
+    minimum = " / ".join(str(MIN_ROWS[part]) for part in SPLITS)
+    if any(counts[part] < MIN_ROWS[part] for part in SPLITS):
+        raise TooLittleDataError(
+            f"Too little data to split: {n} incidents gave {got}{why}, but each part needs at least "
+            f"{minimum} incidents (train / validation / test), about "
+            f"{incidents_needed(validation_fraction, test_fraction)} incidents in all at validation_fraction "
+            f"{validation_fraction} and test_fraction {test_fraction}.",
+            {"incidents": n, **counts},
+        )
+    types = train_labels.nunique()
+    if types < MIN_TRAIN_CLASSES:
+        raise TooLittleDataError(
+            f"Too little variety to train: {n} incidents gave {got}, but the training part holds "
+            f"{types} incident type(s) ({', '.join(map(str, sorted(train_labels.unique()))) or 'none'}) "
+            f"and at least {MIN_TRAIN_CLASSES} are needed.",
+            {"incidents": n, **counts},
+        )
 
 
 def temporal_split(table: pd.DataFrame, validation_fraction: float, test_fraction: float) -> pd.Series:
@@ -14,23 +64,44 @@ def temporal_split(table: pd.DataFrame, validation_fraction: float, test_fractio
 
     Cut points are instants: every incident at or after a cut goes to the later part, so no test
     incident is ever older than a training one. One row per case number is assumed (the merged
-    incidents table guarantees it) and checked.
+    incidents table guarantees it) and checked, and so is every part's minimum (`MIN_ROWS`):
+    TooLittleDataError says how many incidents each part got.
     """
     if not table["case_number"].is_unique:
         raise ValueError("temporal_split needs one row per case number (de-duplicate first)")
     when = table["incident_datetime"]
     ranked = when.sort_values(kind="stable").to_numpy()
     n = len(ranked)
-    t_validation = ranked[int(n * (1 - validation_fraction - test_fraction))]
-    t_test = ranked[int(n * (1 - test_fraction))]
-    split = np.where(when >= t_test, "test", np.where(when >= t_validation, "validation", "train"))
+    if n == 0:
+        split = np.array([], dtype=object)
+    else:
+        t_validation = ranked[int(n * (1 - validation_fraction - test_fraction))]
+        t_test = ranked[int(n * (1 - test_fraction))]
+        split = np.where(when >= t_test, "test", np.where(when >= t_validation, "validation", "train"))
+    counts = {part: int((split == part).sum()) for part in SPLITS}
+    instants = when.nunique()
+    why = ""
+    if n and instants == 1:
+        why = f" because all of them are at one instant ({when.iloc[0]}) and a temporal split cannot order them"
+    elif instants < n and n >= incidents_needed(validation_fraction, test_fraction):
+        why = f" (only {instants} distinct instants; incidents at one instant stay in one part)"
+    check_parts(counts, table["label"][split == "train"], validation_fraction, test_fraction, why)
     return pd.Series(split, index=table.index, name="split")
 
 
 def random_split(table: pd.DataFrame, validation_fraction: float, test_fraction: float, seed: int) -> pd.Series:
-    """Stratified random split, for comparison with the seed project's (leaky) numbers."""
+    """Stratified random split, for comparison with the seed project's (leaky) numbers.
+
+    Part sizes are checked (`MIN_ROWS`) before splitting, with scikit-learn's rounding, so tiny
+    tables get TooLittleDataError rather than scikit-learn's errors.
+    """
     if not table["case_number"].is_unique:
         raise ValueError("random_split needs one row per case number (de-duplicate first)")
+    n = len(table)
+    n_test = math.ceil(test_fraction * n)
+    n_validation = math.ceil(validation_fraction / (1 - test_fraction) * (n - n_test))
+    sizes = {"train": n - n_test - n_validation, "validation": n_validation, "test": n_test}
+    check_parts(sizes, table["label"], validation_fraction, test_fraction)
     index = table.index.to_numpy()
     stratify = table["label_id"].to_numpy()
     counts = np.bincount(stratify)
@@ -44,6 +115,8 @@ def random_split(table: pd.DataFrame, validation_fraction: float, test_fraction:
     split = pd.Series("train", index=table.index, name="split")
     split.loc[validation] = "validation"
     split.loc[test] = "test"
+    check_parts({part: int((split == part).sum()) for part in SPLITS}, table.loc[split == "train", "label"],
+                validation_fraction, test_fraction)
     return split
 
 

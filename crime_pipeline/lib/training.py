@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from crime_pipeline.lib.splits import apply_minmax
+from crime_pipeline.lib.splits import MIN_TRAIN_CLASSES, apply_minmax
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,23 @@ class Matrices:
 
 def matrices(splits: pd.DataFrame, scaler: dict[str, list[float]], part: str) -> Matrices:
     rows = splits[splits["split"] == part]
+    if rows.empty:  # dataset_splits refuses this; a stale or hand-made table must not reach a model
+        raise ValueError(f"the {part} part of dataset_splits is empty ({len(splits)} incidents in all): "
+                         "rematerialize dataset_splits")
     return Matrices(apply_minmax(rows, scaler), np.array(rows["label_id"], dtype=np.int64))  # writable copy
+
+
+def require_classes(data: Matrices) -> None:
+    """A classifier needs at least two incident types to tell apart."""
+    types = len(np.unique(data.y))
+    if types < MIN_TRAIN_CLASSES:
+        raise ValueError(f"the training part's {len(data.y)} incidents hold {types} incident type(s); "
+                         f"at least {MIN_TRAIN_CLASSES} are needed to train a classifier")
 
 
 def train_logistic_regression(data: Matrices, class_weighted: bool, c: float = 1.0, max_iter: int = 500, seed: int = 0) -> LogisticRegression:
     """Multinomial logistic regression with lbfgs, optionally with balanced class weights."""
+    require_classes(data)
     model = LogisticRegression(solver="lbfgs", C=c, max_iter=max_iter, random_state=seed,
                                class_weight="balanced" if class_weighted else None)
     return model.fit(data.x, data.y)
@@ -39,6 +51,7 @@ def train_gbdt(data: Matrices, class_weighted: bool, max_iter: int = 150, learni
     Without early stopping, small data overfits badly (log loss far above the prior's); it is only
     skipped when the hold-out cannot be stratified (a class with a single training row).
     """
+    require_classes(data)
     counts = np.bincount(data.y)
     can_hold_out = len(data.y) >= 200 and counts[counts > 0].min() >= 2
     model = HistGradientBoostingClassifier(
