@@ -166,6 +166,11 @@ def run_pipeline(
         keys = [k for k in keys if k.to_user_string() in downstream]
     stale = {k: "--force" for k in keys} if force else {**failed_audits(defs, instance),
                                                         **stale_assets(defs, instance, keys)}
+    graph = defs.resolve_asset_graph()
+    for key in keys:  # upstream first: what lies below a rebuilt asset gets new inputs, so it is rebuilt too
+        rebuilt_parents = sorted(p.to_user_string() for p in graph.get(key).parent_keys if p in stale)
+        if key not in stale and rebuilt_parents:
+            stale[key] = f"below {', '.join(rebuilt_parents)}, which is rebuilt"
     keys = [k for k in keys if k in stale]
     if keys and validated_files(layout):
         echo(f"rebuilding {len(keys)} downstream assets:")

@@ -7,8 +7,16 @@ import pandas as pd
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads
-from crime_pipeline.defs.metadata import column_lineage, table_metadata
-from crime_pipeline.lib.atomic import publish, read_parquet, reject, staged_path, write_json, write_parquet
+from crime_pipeline.defs.metadata import column_lineage, content_version, table_metadata
+from crime_pipeline.lib.atomic import (
+    publish,
+    read_parquet,
+    reject,
+    rejected_path,
+    staged_path,
+    write_json,
+    write_parquet,
+)
 from crime_pipeline.lib.columns import CLASSES
 from crime_pipeline.lib.features import (
     FEATURE_COLUMNS,
@@ -19,7 +27,6 @@ from crime_pipeline.lib.features import (
     label_map,
 )
 from crime_pipeline.lib.leakage import COMBINATION_LIMIT, MI_RATIO_LIMIT, PURITY_LIMIT, combination_accuracy, leakage_scores
-from crime_pipeline.lib.reading import sha256_file
 from crime_pipeline.lib.splits import SPLITS, TooLittleDataError, fit_minmax, random_split, temporal_split
 from crime_pipeline.resources import LakeResource
 
@@ -28,7 +35,7 @@ NOT_FEATURES = (*ID_COLUMNS, "label", "label_id")
 
 def file_version(path) -> str:
     """A short content hash naming the exact data a downstream artifact was built from."""
-    return sha256_file(path)[:16]
+    return content_version(path).value
 
 
 @dg.asset(
@@ -81,11 +88,11 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
         context.log.error(f"leakage check failed: not allowed {not_allowed}, leaky {leaky}, combination "
                           f"{combination}; table not published, the previous one stays")
     path = target
-    version = file_version(incidents_path)
+    version = content_version(target if passed else rejected_path(target))
     yield dg.MaterializeResult(
         metadata={
             **table_metadata(table, path),
-            "data_version": version,
+            "data_version": version.value,
             "features": ", ".join(features),
             "classes": ", ".join(CLASSES),
             "published": passed,
@@ -96,7 +103,7 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
                 | {"label_id": [("incidents", "label")]}
             ),
         },
-        data_version=dg.DataVersion(version),
+        data_version=version,
     )
     yield dg.AssetCheckResult(
         check_name="no_label_leakage",
@@ -162,7 +169,7 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
         "features": list(MODEL_FEATURES),
         "classes": list(CLASSES),
         "scaler": scaler,
-        "data_version": file_version(features_path),
+        "data_version": file_version(path),  # what models record as the data they were trained on
         "parts": {
             part: {
                 "rows": int((table["split"] == part).sum()),
@@ -184,5 +191,6 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
             "parts": dg.MetadataValue.json(summary["parts"]),
             "class_counts": dg.MetadataValue.md(counts.astype(int).to_markdown()),
             **reads.metadata(),
-        }
+        },
+        data_version=dg.DataVersion(summary["data_version"]),
     )

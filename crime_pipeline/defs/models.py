@@ -4,6 +4,7 @@ Each asset saves a candidate under models/candidates/; model_evaluation audits t
 publishes to models/ (where `predict` loads) only those that pass its blocking checks.
 """
 
+import json
 import time
 
 import dagster as dg
@@ -35,7 +36,9 @@ def _finish(context, lake: LakeResource, reads: DeclaredReads, kind: str, model,
             **(extra or {})}
     path = save_model(lake.layout.model_candidates, kind, model, meta)
     context.log.info(f"{kind}: {metrics}")
+    weights = json.loads(path.read_text())["weights_sha256"]
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(weights[:16]),
         metadata={**metrics, "candidate": dg.MetadataValue.path(str(path)), "data_version": info["data_version"],
                   **reads.metadata()},
     )

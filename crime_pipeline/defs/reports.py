@@ -14,10 +14,11 @@ import pandas as pd
 from crime_pipeline import synthetic
 from crime_pipeline.defs.automation_conditions import REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads, read_splits
+from crime_pipeline.defs.metadata import content_version
 from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.lib import captions, plots
 from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba, publish_model
-from crime_pipeline.lib.atomic import publish, reject, staged_path, write_json, write_parquet, write_text
+from crime_pipeline.lib.atomic import publish, reject, rejected_path, staged_path, write_json, write_parquet, write_text
 from crime_pipeline.lib.evaluation import evaluate, markdown_table
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.features import FEATURE_COLUMNS
@@ -116,6 +117,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     context.log.info("\n" + table)
     yield dg.MaterializeResult(
         asset_key="model_evaluation",
+        data_version=content_version(outputs[0] if passed else rejected_path(outputs[0])),
         metadata={
             "metrics": dg.MetadataValue.md(table),
             "path": dg.MetadataValue.path(str(outputs[0])),

@@ -15,8 +15,8 @@ from crime_pipeline.defs.automation_conditions import MERGE_WHEN_ANY_FILE_CHANGE
 from crime_pipeline.defs.ingestion import incoming_files, raw_incidents
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.open_data import freshness_after_pull
-from crime_pipeline.defs.metadata import column_lineage, same_name_lineage, table_metadata
-from crime_pipeline.lib.atomic import publish, reject, staged_path, write_json, write_parquet
+from crime_pipeline.defs.metadata import column_lineage, content_version, same_name_lineage, table_metadata
+from crime_pipeline.lib.atomic import publish, reject, rejected_path, staged_path, write_json, write_parquet
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.lake import record_validated, split_by_status
 from crime_pipeline.lib.quality import accounting_problems, quality_report
@@ -108,8 +108,10 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
         "hour_of_day_reported": [("raw_incidents", "hour_of_day")],
         "hour_of_day": [("raw_incidents", "incident_datetime")],
     }
+    served = outputs[0] if balanced else rejected_path(outputs[0])
     yield dg.MaterializeResult(
         asset_key="validated_incidents",
+        data_version=content_version(served),
         metadata={**table_metadata(result.valid, outputs[0]), "rows_read": result.rows_read, "published": balanced,
                   "validated_as_of": str(ingestion_time(entry)),
                   "dagster/column_lineage": column_lineage(lineage),
@@ -207,6 +209,7 @@ def incidents(context: dg.AssetExecutionContext, lake: LakeResource):
             "data_quality": dg.MetadataValue.json(report),
             **reads.metadata(),
         },
+        data_version=content_version(target if passed else rejected_path(target)),
     )
     yield dg.AssetCheckResult(
         check_name="accounting_reconciles",
