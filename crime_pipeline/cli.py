@@ -60,9 +60,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     home = prepare_dagster_home()
     print(f"DAGSTER_HOME={home}; opening the UI on http://127.0.0.1:{args.port}")
-    dagster = Path(sys.executable).parent / "dagster"  # the venv's, even when the venv is not activated
-    os.execv(dagster, [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-                       "-h", "127.0.0.1", "-p", str(args.port)])
+    dg = Path(sys.executable).parent / "dg"  # the venv's, even when the venv is not activated
+    os.chdir(PROJECT_ROOT)  # `dg dev` finds the project ([tool.dg] in pyproject.toml) from here
+    os.execv(dg, [str(dg), "dev", "--host", "127.0.0.1", "--port", str(args.port)])
     return 0  # not reached
 
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--input", required=True, help="CSV in any accepted layout")
     predict.add_argument("--out", required=True, help="CSV to write: one probability column per class")
     predict.set_defaults(func=cmd_predict)
-    ui = sub.add_parser("ui", help="start `dagster dev` on 127.0.0.1 with the project's DAGSTER_HOME")
+    ui = sub.add_parser("ui", help="start `dg dev` on 127.0.0.1 with the project's DAGSTER_HOME")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     args = parser.parse_args(argv)

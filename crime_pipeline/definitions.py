@@ -1,41 +1,51 @@
-"""The Dagster Definitions: every stage's assets, checks, sensors and schedules, and the resources."""
+"""The Dagster Definitions: everything under `crime_pipeline/defs/`, found the way `dg` projects
+find it (`load_from_defs_folder`, configured by `[tool.dg]` in pyproject.toml), plus the resources.
+
+Secrets reach resources as unresolved `EnvVar`s, so the UI and the run history show only their
+names; settings that are not secret are read when the definitions load.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
-from crime_pipeline.defs import features, ingestion, models, open_data, reports, seed_reproduction, sensors, validation
 from crime_pipeline.resources import LakeResource, OpenDataResource, TorchDeviceResource, default_lake_root
 
 SODA_TOKEN_VAR = "CRIME_PIPELINE_SODA_APP_TOKEN"
 
 
+def project_resources(lake_root: str | None = None) -> dict:
+    return {
+        "lake": LakeResource(root=lake_root or default_lake_root()),
+        "torch_device": TorchDeviceResource(device=dg.EnvVar("CRIME_PIPELINE_DEVICE").get_value("auto")),
+        "open_data": OpenDataResource(
+            base_url=dg.EnvVar("CRIME_PIPELINE_SODA_URL").get_value("https://data.buffalony.gov"),
+            dataset_id=dg.EnvVar("CRIME_PIPELINE_SODA_DATASET").get_value("d6g9-xbgu"),
+            # Unresolved, so Dagster stores and shows only the name; optional, so only when set.
+            **({"app_token": dg.EnvVar(SODA_TOKEN_VAR)} if os.environ.get(SODA_TOKEN_VAR) else {}),
+        ),
+    }
+
+
+def project_executor() -> dg.ExecutorDefinition:
+    """In-process by default: runs launched from the UI or by the daemon then execute like
+    `crime-pipeline run` (one process, steps in order, each heavy step with the machine's cores to
+    itself) instead of one process per step that re-imports torch and scikit-learn and, started
+    together, thrash a small machine (benchmarks/ui_vs_cli.py measures both).
+    `CRIME_PIPELINE_EXECUTOR=multiprocess` runs steps in parallel processes on a bigger machine."""
+    if os.environ.get("CRIME_PIPELINE_EXECUTOR", "in_process") == "multiprocess":
+        return dg.multiprocess_executor
+    return dg.in_process_executor
+
+
 def build_definitions(lake_root: str | None = None) -> dg.Definitions:
-    """Build the project's Definitions; `lake_root` overrides the lake (tests use a temp folder)."""
-    return dg.Definitions(
-        assets=[
-            open_data.open_data_pull, ingestion.raw_incidents, validation.validate_file, validation.incidents,
-            features.incident_features, features.dataset_splits,
-            models.baseline_model, models.mlp_model, models.gbdt_model,
-            reports.model_evaluation, reports.figures, reports.crime_report,
-            seed_reproduction.seed_reproduction,
-        ],
-        resources={
-            "lake": LakeResource(root=lake_root or default_lake_root()),
-            "torch_device": TorchDeviceResource(device=dg.EnvVar("CRIME_PIPELINE_DEVICE").get_value("auto")),
-            "open_data": OpenDataResource(
-                base_url=dg.EnvVar("CRIME_PIPELINE_SODA_URL").get_value("https://data.buffalony.gov"),
-                dataset_id=dg.EnvVar("CRIME_PIPELINE_SODA_DATASET").get_value("d6g9-xbgu"),
-                # Unresolved, so Dagster stores and shows only the name; optional, so only when set.
-                **({"app_token": dg.EnvVar(SODA_TOKEN_VAR)} if os.environ.get(SODA_TOKEN_VAR) else {}),
-            ),
-        },
-        jobs=[sensors.ingest_file_job, open_data.open_data_pull_job],
-        sensors=[sensors.incoming_file_sensor, sensors.refresh_downstream],
-        schedules=[open_data.open_data_schedule],
-    )
+    """The project's Definitions; `lake_root` overrides the lake (tests use a temporary folder)."""
+    loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    return dg.Definitions.merge(loaded, dg.Definitions(resources=project_resources(lake_root),
+                                                       executor=project_executor()))
 
 
 defs = build_definitions()

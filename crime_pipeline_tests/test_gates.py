@@ -151,6 +151,8 @@ def test_every_file_an_asset_reads_is_among_its_declared_inputs(trained_run):
     checked = 0
     for key in graph.get_all_asset_keys():
         records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
+        if key.to_user_string() == "open_data_pull":
+            continue  # a network pull, on its schedule; tested against a local server in test_open_data.py
         assert records, f"{key.to_user_string()} was never materialized"
         reads = records[0].asset_materialization.metadata.get("lake/reads")
         if reads is None:

@@ -1,17 +1,13 @@
-"""The UI path end to end: `dagster dev` serves the graph, a GraphQL launch runs it, metadata comes back."""
+"""The UI path end to end: `crime-pipeline ui` (`dg dev`) serves the graph, a GraphQL launch runs it,
+metadata comes back."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +15,8 @@ from crime_pipeline import synthetic
 from crime_pipeline.lib.lake import LakeLayout, partition_key_for, record_generated
 from crime_pipeline.lib.reading import sha256_file
 from crime_pipeline_tests.conftest import REPO
+from crime_pipeline_tests.ui_client import LOCATION, UI, free_port
 
-LOCATION = "crime_pipeline"
 EXPECTED_EDGES = {
     ("raw_incidents", "validated_incidents"), ("raw_incidents", "incident_quarantine"),
     ("validated_incidents", "incidents"), ("incidents", "incident_features"),
@@ -31,69 +27,6 @@ EXPECTED_EDGES = {
 GROUPS = {"raw_incidents": "ingestion", "validated_incidents": "validation", "incidents": "validation",
           "incident_features": "features", "dataset_splits": "features", "mlp_model": "models",
           "model_evaluation": "reports", "crime_report": "reports"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class UI:
-    def __init__(self, port: int):
-        self.base = f"http://127.0.0.1:{port}"
-
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(f"{self.base}/graphql", body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            payload = json.loads(response.read())
-        assert "errors" not in payload, payload["errors"]
-        return payload["data"]
-
-    def wait_until_serving(self, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            assert proc.poll() is None, f"dagster dev exited:\n{log.read_text()[-3000:]}"
-            try:
-                data = self.graphql("{ workspaceOrError { ... on Workspace { locationEntries { name "
-                                    "locationOrLoadError { __typename } } } } }")
-                entries = data["workspaceOrError"]["locationEntries"]
-                if entries and entries[0]["locationOrLoadError"] and \
-                        entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation":
-                    return
-            except OSError:
-                pass
-            time.sleep(1)
-        raise AssertionError(f"dagster dev did not serve in {timeout}s:\n{log.read_text()[-3000:]}")
-
-    def launch(self, assets: list[str], tags: dict[str, str] | None = None) -> str:
-        """Launch a run of the given assets (and their checks) the way the UI's Materialize button does."""
-        params = {
-            "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
-                         "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [a]} for a in assets]},
-            "mode": "default",
-            "runConfigData": {"execution": {"config": {"in_process": {}}}},
-            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
-        }
-        data = self.graphql(
-            "mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) { __typename "
-            "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } "
-            "... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }",
-            {"p": params},
-        )["launchPipelineExecution"]
-        assert data["__typename"] == "LaunchRunSuccess", data
-        return data["run"]["runId"]
-
-    def wait_for_run(self, run_id: str, timeout: float = 150) -> str:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            status = self.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
-                                  {"id": run_id})["runOrError"]["status"]
-            if status in ("SUCCESS", "FAILURE", "CANCELED"):
-                return status
-            time.sleep(1)
-        raise AssertionError(f"run {run_id} did not finish in {timeout}s")
 
 
 @pytest.fixture
@@ -110,17 +43,16 @@ def dagster_dev(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(home), "CRIME_PIPELINE_LAKE": str(lake.root),
            "CRIME_PIPELINE_SENSORS": "stopped"}
     log = tmp_path / "dagster_dev.log"
-    dagster = Path(sys.executable).parent / "dagster"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(dagster), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1",
-                                 "-p", str(port)], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([sys.executable, "-m", "crime_pipeline.cli", "ui", "--port", str(port)], cwd=REPO,
+                                env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # its own process group, ended as a whole below
     try:
         ui = UI(port)
         ui.wait_until_serving(proc, log)
         yield ui, lake, partition_key_for(sha256_file(path)), log
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # dagster dev ignores SIGTERM in the background
+        os.killpg(proc.pid, signal.SIGKILL)  # dg dev ignores SIGTERM in the background
         proc.wait(timeout=30)
 
 
@@ -147,7 +79,7 @@ def test_ui_serves_the_lineage_and_materializes_the_whole_graph(dagster_dev):
     assert ui.wait_for_run(run) == "SUCCESS", log.read_text()[-3000:]
     # ...and for everything below it.
     downstream = ["incidents", "incident_features", "dataset_splits", "baseline_model", "mlp_model", "gbdt_model",
-                  "model_evaluation", "figures", "crime_report"]
+                  "model_evaluation", "figures", "seed_reproduction", "crime_report"]
     run = ui.launch(downstream)
     assert ui.wait_for_run(run) == "SUCCESS", log.read_text()[-3000:]
 
