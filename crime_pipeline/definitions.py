@@ -14,7 +14,7 @@ def build_definitions(lake_root: str | None = None) -> dg.Definitions:
         assets=[
             ingestion.raw_incidents, validation.validate_file, validation.incidents,
             features.incident_features, features.dataset_splits,
-            models.baseline_model, models.mlp_model, models.gbdt_model,
+            models.baseline_model, models.mlp_model, models.mlp_weighted_model, models.gbdt_model,
             reports.model_evaluation, reports.figures, reports.crime_report,
         ],
         resources={

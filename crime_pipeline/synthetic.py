@@ -67,7 +67,7 @@ P_MICRO = 0.45
 MICRO_PER_HOTSPOT = 40
 MICRO_BACKGROUND = 160
 MICRO_ATTRACTIVENESS_SD = 1.0
-MICRO_TYPE_SHAPE = 1.0
+MICRO_TYPE_SHAPE = 2.0
 
 # Dirt rates (fractions of all rows), each applied independently of the incident type.
 DIRT_RATES = {

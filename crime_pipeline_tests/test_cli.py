@@ -43,7 +43,7 @@ def test_generate_then_run_builds_the_lake_and_records_runs(cli_env, capsys):
     assert main(["run"]) == 0
     out = capsys.readouterr().out
     rebuilt = [line.split(":")[0].strip() for line in out.splitlines() if line.startswith("  ") and ": input changed" in line]
-    assert sorted(rebuilt) == sorted(["dataset_splits", "baseline_model", "gbdt_model", "mlp_model",
+    assert sorted(rebuilt) == sorted(["dataset_splits", "baseline_model", "gbdt_model", "mlp_model", "mlp_weighted_model",
                                       "model_evaluation", "figures", "crime_report"])
     assert rebuilt[0] == "dataset_splits" and rebuilt[-1] == "crime_report"  # upstream first
     assert "  incidents:" not in out and "  incident_features:" not in out

@@ -13,12 +13,14 @@ import torch
 
 from crime_pipeline.cli import main as cli_main
 from crime_pipeline.lib.artifacts import ArtifactError, load_model, predict_proba, save_model
-from crime_pipeline.lib.mlp import CrimeMLP, MLPSettings, select_device, train_mlp
+from crime_pipeline.lib.features import MODEL_FEATURES
+from crime_pipeline.lib.metrics import classification_metrics
+from crime_pipeline.lib.mlp import CrimeMLP, InputEncoder, MLPSettings, select_device, train_mlp
 from crime_pipeline.lib.scoring import probability_column
 from crime_pipeline.lib.training import matrices
 from crime_pipeline.resources import TorchDeviceResource
 
-KINDS = ("baseline", "mlp", "gbdt")
+KINDS = ("baseline", "mlp", "mlp_weighted", "gbdt")
 
 
 def test_every_model_beats_the_majority_class(trained):
@@ -40,13 +42,56 @@ def test_every_model_beats_the_majority_class(trained):
         assert meta["data_version"] == info["data_version"]
 
 
+def _test_metrics(trained, kind: str) -> dict:
+    lake, splits, info = trained
+    test = matrices(splits, info["scaler"], "test")
+    model, _ = load_model(lake.models, kind)
+    return classification_metrics(test.y, predict_proba(kind, model, test.x, 9), info["classes"])
+
+
+def test_the_mlp_is_never_behind_logistic_regression(trained):
+    """On generated data the network's log loss is at or below the linear baseline's."""
+    mlp, baseline = _test_metrics(trained, "mlp"), _test_metrics(trained, "baseline")
+    assert mlp["log_loss"] <= baseline["log_loss"], (mlp["log_loss"], baseline["log_loss"])
+
+
+def test_the_class_weighted_mlp_raises_macro_recall(trained):
+    plain, weighted = _test_metrics(trained, "mlp"), _test_metrics(trained, "mlp_weighted")
+    assert weighted["balanced_accuracy"] > plain["balanced_accuracy"] + 0.02, (plain["balanced_accuracy"],
+                                                                            weighted["balanced_accuracy"])
+    rare = [c for c, n in plain["per_class_support"].items() if 0 < n < 0.1 * sum(plain["per_class_support"].values())]
+    assert sum(weighted["per_class_recall"][c] for c in rare) > sum(plain["per_class_recall"][c] for c in rare)
+
+
+def test_mlp_inputs_are_fitted_on_training_rows_and_saved_as_json(trained):
+    lake, splits, info = trained
+    meta = json.loads((lake.models / "mlp.json").read_text())
+    spec = meta["mlp"]
+    encoder = InputEncoder.from_dict(spec["input_encoder"])
+    assert encoder.scales == [0.02, 0.005, 0.001] and spec["vocab_sizes"] == encoder.vocab_sizes
+    assert 0.5 < spec["temperature"] < 2.0
+    # The vocabularies are exactly the cells seen at least cell_min_count times among training rows.
+    train = matrices(splits, info["scaler"], "train")
+    again = InputEncoder.fit(train.x, info["features"], info["scaler"], MLPSettings())
+    assert again.vocab == encoder.vocab
+    # A cell only the test split has is the rare-cell bucket (id 0), not a new embedding.
+    test_rows = splits[splits["split"] == "test"]
+    keys_train = {round(a, 3) for a in splits.loc[splits["split"] != "test", "latitude"]}
+    only_test = test_rows[~test_rows["latitude"].round(3).isin(keys_train)]
+    assert len(only_test) > 0
+    from crime_pipeline.lib.splits import apply_minmax
+
+    cells = encoder.encode(apply_minmax(only_test, info["scaler"]))[:, -3:]
+    assert (cells[:, 2] == 0).all()
+
+
 def test_mlp_history_and_architecture(trained):
     lake, _, _ = trained
     model, meta = load_model(lake.models, "mlp")
     assert [m.out_features for m in model.net if isinstance(m, torch.nn.Linear)] == [128, 64, 32, 9]
     assert [m.p for m in model.net if isinstance(m, torch.nn.Dropout)] == [0.3, 0.3]
     history = meta["history"]
-    assert 1 <= len(history) <= 15
+    assert 1 <= len(history) <= meta["config"]["epochs"] == 40
     assert {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(history[0])
     assert meta["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -59,7 +59,7 @@ def test_evaluation_document_and_the_bayes_limit(trained):
     lake, _, _ = trained
     doc = json.loads(lake.report_file("evaluation.json").read_text())
     assert {"split", "n_test", "classes", "models", "baselines", "bayes"} <= set(doc)
-    assert set(doc["models"]) == {"baseline", "mlp", "gbdt"} and set(doc["baselines"]) == {"majority", "prior"}
+    assert set(doc["models"]) == {"baseline", "mlp", "mlp_weighted", "gbdt"} and set(doc["baselines"]) == {"majority", "prior"}
     assert doc["generated_data"] and doc["split"] == "temporal"
     bayes = doc["bayes"]
     n = doc["n_test"]
