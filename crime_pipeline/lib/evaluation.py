@@ -49,7 +49,7 @@ def mlp_tradeoff(models: dict, classes: list[str]) -> str | None:
     gain = {c: weighted["per_class_recall"][c] - plain["per_class_recall"][c] for c in classes}
     most = max(gain, key=gain.get)
     extra_wrong = (plain["accuracy"] - weighted["accuracy"]) * 100
-    return (f"Class weighting moves balanced accuracy (mean recall over types) from {plain['balanced_accuracy']:.3f} "
+    return (f"Class-balanced decisions move balanced accuracy (mean recall over types) from {plain['balanced_accuracy']:.3f} "
             f"to {weighted['balanced_accuracy']:.3f} and macro-F1 from {plain['macro_f1']:.3f} to "
             f"{weighted['macro_f1']:.3f} (largest recall change: {most}, {plain['per_class_recall'][most]:.3f} to "
             f"{weighted['per_class_recall'][most]:.3f}), while accuracy goes from {plain['accuracy']:.3f} to "

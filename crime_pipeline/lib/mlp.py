@@ -5,8 +5,9 @@ per class (softmax at inference). In front of it (`InputEncoder`, fitted on trai
 one-hot hour, weekday and month, Fourier features of the coordinates, and learned embeddings of
 grid cells at several scales, cells seen fewer than `cell_min_count` times sharing one rare-cell
 bucket. Training: Adam with a one-cycle learning-rate schedule, cross-entropy (optionally
-class-weighted), early stopping on validation log loss with the best epoch's weights restored,
-then one temperature fitted on validation. Batches are slices of a permutation of in-memory
+class-weighted), early stopping on validation log loss (weighted alike) with the best epoch's weights restored,
+then one temperature fitted on validation. The balanced variant (`prior_correction`) divides the
+calibrated probabilities by each type's training share, the decision that maximises mean recall. Batches are slices of a permutation of in-memory
 tensors: no per-sample DataLoader, no host copies inside an epoch.
 
 The encoder reads the same scaled feature matrix every other model gets (it undoes the MinMax
@@ -57,6 +58,8 @@ class MLPSettings:
     embed_dim: int = 8
     schedule: str = "onecycle"  # or "constant"
     temperature_scaling: bool = True
+    prior_correction: bool = False  # divide probabilities by the training shares: decisions optimal for balanced accuracy
+    cpu_threads: int = 1  # the net is too small for intra-op threads to pay; on a busy machine they spin-wait
 
     def to_dict(self) -> dict:
         return {**asdict(self), "cell_scales": list(self.cell_scales)}
@@ -148,6 +151,7 @@ class CrimeMLP(nn.Module):
         )
         self.encoder: InputEncoder | None = None  # set when trained on named features
         self.temperature = 1.0
+        self.logit_offset: list[float] | None = None  # added to logits / T (prior correction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not len(self.embeddings):
@@ -160,7 +164,8 @@ class CrimeMLP(nn.Module):
         """Everything besides the state_dict needed to rebuild and apply the model (plain JSON)."""
         return {"n_inputs": self.n_dense + len(self.embeddings), "vocab_sizes": [e.num_embeddings - 1 for e in self.embeddings],
                 "embed_dim": self.embeddings[0].embedding_dim if len(self.embeddings) else 0,
-                "input_encoder": self.encoder.to_dict() if self.encoder else None, "temperature": self.temperature}
+                "input_encoder": self.encoder.to_dict() if self.encoder else None, "temperature": self.temperature,
+                "logit_offset": self.logit_offset}
 
     @classmethod
     def from_artifact_meta(cls, meta: dict, n_classes: int, dropout: float) -> CrimeMLP:
@@ -169,6 +174,7 @@ class CrimeMLP(nn.Module):
         model = cls(spec["n_inputs"], n_classes, dropout, spec["vocab_sizes"], spec["embed_dim"] or 8)
         model.encoder = InputEncoder.from_dict(spec["input_encoder"]) if spec["input_encoder"] else None
         model.temperature = float(spec["temperature"])
+        model.logit_offset = spec.get("logit_offset")
         return model
 
 
@@ -184,10 +190,10 @@ def _logits(model: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
         return torch.cat([model(x[start:start + batch]).float() for start in range(0, len(x), batch)])
 
 
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[float, float]:
-    """Unweighted log loss and accuracy (the class-weighted variant is judged by the same yardstick)."""
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, weight=None) -> tuple[float, float]:
+    """Validation loss (of the training objective: class-weighted for the weighted variant) and accuracy."""
     logits = _logits(model, x, batch)
-    loss = nn.functional.cross_entropy(logits, y).item() if len(x) else 0.0
+    loss = nn.functional.cross_entropy(logits, y, weight=weight).item() if len(x) else 0.0
     return loss, (logits.argmax(1) == y).float().mean().item() if len(x) else 0.0
 
 
@@ -238,6 +244,16 @@ def train_mlp(
     With `features` and `scaler` (the columns of x and their MinMax state) the input encoder is
     fitted on x_train and travels with the model; without them x goes into the trunk as it is.
     """
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(settings.cpu_threads)
+    try:
+        return _train(x_train, y_train, x_val, y_val, n_classes, settings, device, log, features, scaler)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(x_train, y_train, x_val, y_val, n_classes, settings, device, log, features, scaler):
     torch.manual_seed(settings.seed)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     encoder = InputEncoder.fit(x_train, features, scaler, settings) if features is not None else None
@@ -273,7 +289,7 @@ def train_mlp(
         started = time.perf_counter()
         train_loss, train_acc = train_epoch(model, optimizer, loss_fn, xt, yt, settings.batch_size, generator,
                                             autocast, scheduler)
-        val_loss, val_acc = _evaluate(model, xv, yv, 8192)
+        val_loss, val_acc = _evaluate(model, xv, yv, 8192, weight)
         seconds = time.perf_counter() - started
         history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                         "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds})
@@ -291,6 +307,9 @@ def train_mlp(
     if settings.temperature_scaling:
         model.temperature = fit_temperature(_logits(model, xv, 8192).cpu().numpy(), y_val)
         log(f"temperature {model.temperature:.3f} fitted on validation")
+    if settings.prior_correction:  # p(type | x) / p(type): the posterior as if every type were equally common
+        counts = np.bincount(y_train, minlength=n_classes).astype(float)
+        model.logit_offset = (-np.log(np.maximum(counts, 1) / len(y_train))).tolist()
     return model.cpu().eval(), history
 
 
@@ -304,5 +323,7 @@ def predict_proba(model: CrimeMLP, x: np.ndarray, batch: int = 65536) -> np.ndar
             if model.encoder is not None:
                 chunk = model.encoder.encode(chunk)
             logits = model(torch.as_tensor(chunk, dtype=torch.float32)) / model.temperature
+            if model.logit_offset is not None:
+                logits = logits + torch.as_tensor(model.logit_offset, dtype=logits.dtype)
             out.append(torch.softmax(logits, 1).numpy())
     return np.concatenate(out) if out else np.empty((0, model.net[-1].out_features), dtype=np.float32)
