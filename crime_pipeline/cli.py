@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="rebuild everything below ingestion")
     run.set_defaults(func=cmd_run)
     predict = sub.add_parser("predict", help="score a CSV export with a saved model")
-    predict.add_argument("--model", choices=["baseline", "mlp", "gbdt"], required=True)
+    predict.add_argument("--model", choices=["baseline", "mlp", "mlp_weighted", "gbdt"], required=True)
     predict.add_argument("--input", required=True, help="CSV in any accepted layout")
     predict.add_argument("--out", required=True, help="CSV to write: one probability column per class")
     predict.set_defaults(func=cmd_predict)

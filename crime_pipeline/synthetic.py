@@ -4,8 +4,13 @@ Generating model (fixed parameters, drawn once from `MODEL_SEED`; the data seed 
 
 * type t ~ the real parent-type shares (`PRIORS`).
 * component c | t ~ w[t]: one of `len(HOTSPOTS)` hotspots or a city-wide uniform background.
-* place | c: a hotspot is an axis-aligned Gaussian truncated to the city box; the background is
-  uniform on the box. Rows from 2023 on have coordinates rounded to 3 decimals (as the portal does).
+* place | t, c: with probability `P_MICRO` the incident happens at one of the component's
+  micro-places (block points with exact coordinates shared by many incidents: a store, a bar, a
+  corner), drawn with type-dependent weights, so that about half of all incidents fall on a few
+  percent of places and the exact place says something about the type, as on real streets.
+  Otherwise a hotspot is an axis-aligned Gaussian truncated to the city box and the background is
+  uniform on the box. Coordinates are written with 6 decimals; rows from 2023 on have them rounded
+  to 3 decimals (as the portal does).
 * time | t, c: hour, weekday and month are drawn from profiles H[t,c], W[t,c], M[t,c], each the
   product of the type's profile and the hotspot's own (so place and time interact: the best
   classifier is non-linear). The year is drawn independently of everything; the day is uniform
@@ -14,7 +19,10 @@ Generating model (fixed parameters, drawn once from `MODEL_SEED`; the data seed 
   probability `P_DAY_ONE` the day by the 1st of the month (weekday follows the new date).
 
 `posterior(latitude, longitude, incident_datetime)` returns the exact P(type | those fields)
-under this model; it is the Bayes limit any model that sees time and place can reach.
+under this model (the likelihood of a place is the probability of its written 6- or 3-decimal
+cell, so micro-place point masses and the continuous parts are on one scale); it is the Bayes
+limit any model that sees time and place can reach. `GENERATOR_VERSION` is a hash of every
+parameter above, so any change to the model is a new version.
 
 Dirt is then added at realistic rates, independently of the type, so the posterior on rows that
 pass validation is unchanged: missing coordinates, points geocoded far outside the city,
@@ -26,7 +34,9 @@ from the label, the leak the real export has.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +50,6 @@ from crime_pipeline.lib.atomic import atomic_path
 from crime_pipeline.lib.buffalo import LAT_MAX, LAT_MIN, LON_MAX, LON_MIN
 from crime_pipeline.lib.columns import CLASSES
 
-GENERATOR_VERSION = "1"
 MODEL_SEED = 20_250_101
 DEFAULT_ROWS = 322_000
 DEFAULT_SEED = 7
@@ -52,6 +61,13 @@ P_DAY_ONE = 0.03
 YEARS = np.arange(2009, 2026)
 YEAR_WEIGHTS = np.linspace(1.3, 0.8, len(YEARS)) / np.linspace(1.3, 0.8, len(YEARS)).sum()
 ROUNDED_FROM_YEAR = 2023
+# Micro-places: per hotspot and in the background, with lognormal attractiveness and per-type
+# Gamma multipliers (small shape: a place's type mix differs clearly from its neighbourhood's).
+P_MICRO = 0.45
+MICRO_PER_HOTSPOT = 40
+MICRO_BACKGROUND = 160
+MICRO_ATTRACTIVENESS_SD = 1.0
+MICRO_TYPE_SHAPE = 2.0
 
 # Dirt rates (fractions of all rows), each applied independently of the incident type.
 DIRT_RATES = {
@@ -190,11 +206,68 @@ def _build_model() -> dict[str, np.ndarray]:
     sd = np.array([[h.sd_lat, h.sd_lon] for h in HOTSPOTS])
     lo, hi = np.array([LAT_MIN, LON_MIN]), np.array([LAT_MAX, LON_MAX])
     box_mass = np.prod(ndtr((hi - mu) / sd) - ndtr((lo - mu) / sd), axis=1)
+    micro = _build_micro_places(rng, mu, sd, n_types, n_comp)
     return {"weights": weights, "hour": hour, "week": week, "month": month, "mu": mu, "sd": sd,
-            "box_mass": box_mass}
+            "box_mass": box_mass, **micro}
+
+
+def _build_micro_places(rng: np.random.Generator, mu: np.ndarray, sd: np.ndarray, n_types: int,
+                        n_comp: int) -> dict[str, np.ndarray]:
+    """Micro-places at whole microdegrees: their coordinates, component and P(place | type, component)."""
+    n_hot = len(mu)
+    per_comp = np.array([MICRO_PER_HOTSPOT] * n_hot + [MICRO_BACKGROUND])
+    comp = np.repeat(np.arange(n_comp), per_comp)
+    points = np.empty((len(comp), 2))
+    for c in range(n_comp):
+        idx = np.flatnonzero(comp == c)
+        todo = idx
+        while len(todo):
+            if c < n_hot:
+                points[todo] = rng.normal(mu[c], sd[c], (len(todo), 2))
+            else:
+                points[todo] = rng.uniform([LAT_MIN, LON_MIN], [LAT_MAX, LON_MAX], (len(todo), 2))
+            inside = ((points[todo] >= [LAT_MIN, LON_MIN]) & (points[todo] <= [LAT_MAX, LON_MAX])).all(axis=1)
+            todo = todo[~inside]
+    micro_deg = np.round(points * 1e6).astype(np.int64)
+    # Never exactly halfway between two 3-decimal values: rounding to 3 decimals is then unambiguous.
+    micro_deg += (micro_deg % 1000 == 500)
+    _, first = np.unique(micro_deg[:, 0] * 10**9 + micro_deg[:, 1], return_index=True)
+    if len(first) != len(comp):
+        raise RuntimeError("micro-places collide; change MODEL_SEED")
+    attractiveness = rng.lognormal(0.0, MICRO_ATTRACTIVENESS_SD, len(comp))
+    lift = rng.gamma(MICRO_TYPE_SHAPE, 1.0 / MICRO_TYPE_SHAPE, (n_types, len(comp)))
+    # pi[t, c, k]: P(k-th micro-place of component c | type t, component c, at a micro-place)
+    pi = np.zeros((n_types, n_comp, per_comp.max()))
+    for c in range(n_comp):
+        idx = np.flatnonzero(comp == c)
+        w = attractiveness[idx] * lift[:, idx]
+        pi[:, c, :len(idx)] = w / w.sum(axis=1, keepdims=True)
+    offset = np.concatenate([[0], np.cumsum(per_comp)[:-1]])
+    cum = np.cumsum(pi, axis=2)
+    for c in range(n_comp):  # exactly 1 from each component's last place on: padding is never drawn
+        cum[:, c, per_comp[c] - 1:] = 1.0
+    return {"micro_deg": micro_deg, "micro_comp": comp, "micro_pi": pi, "micro_cum": cum, "micro_offset": offset}
+
+
+def _version(model: dict[str, np.ndarray]) -> str:
+    """A hash of every generating parameter: constants, hotspots, dirt and the drawn model arrays."""
+    constants = {
+        "priors": PRIORS.tolist(), "p_noon": P_NOON, "p_day_one": P_DAY_ONE, "years": YEARS.tolist(),
+        "year_weights": YEAR_WEIGHTS.tolist(), "rounded_from": ROUNDED_FROM_YEAR, "model_seed": MODEL_SEED,
+        "micro": [P_MICRO, MICRO_PER_HOTSPOT, MICRO_BACKGROUND, MICRO_ATTRACTIVENESS_SD, MICRO_TYPE_SHAPE],
+        "dirt": DIRT_RATES, "reissued": REISSUED_RATE, "hour_mismatch": HOUR_MISMATCH_RATE,
+        "unknown_fill": UNKNOWN_FILL_RATE, "label_variant": LABEL_VARIANT_RATE,
+        "hotspots": [astuple(h) for h in HOTSPOTS], "type_time": TYPE_TIME.tolist(), "classes": list(CLASSES),
+        "primary": PRIMARY_TYPES, "streets": STREETS.tolist(), "box": [LAT_MIN, LAT_MAX, LON_MIN, LON_MAX],
+    }
+    digest = hashlib.sha256(json.dumps(constants, sort_keys=True).encode())
+    for key in sorted(model):
+        digest.update(key.encode() + np.ascontiguousarray(model[key]).tobytes())
+    return digest.hexdigest()[:16]
 
 
 MODEL = _build_model()
+GENERATOR_VERSION = _version(MODEL)
 
 
 def _sample_rows(cum: np.ndarray, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -214,10 +287,14 @@ def _sample_clean(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     month = _sample_rows(np.cumsum(m["month"], axis=2).reshape(-1, 12), combo, rng) + 1
     year = rng.choice(YEARS, size=n, p=YEAR_WEIGHTS)
 
-    # Place: truncated Gaussians by rejection, uniform background.
+    # Place: a micro-place, else truncated Gaussians by rejection or the uniform background.
     lat = rng.uniform(LAT_MIN, LAT_MAX, n)
     lon = rng.uniform(LON_MIN, LON_MAX, n)
-    todo = np.flatnonzero(comp < len(HOTSPOTS))
+    at_micro = rng.random(n) < P_MICRO
+    k = _sample_rows(m["micro_cum"].reshape(-1, m["micro_cum"].shape[2]), combo[at_micro], rng)
+    point = m["micro_deg"][m["micro_offset"][comp[at_micro]] + k] / 1e6
+    lat[at_micro], lon[at_micro] = point[:, 0], point[:, 1]
+    todo = np.flatnonzero((comp < len(HOTSPOTS)) & ~at_micro)
     while len(todo):
         c = comp[todo]
         lat[todo] = rng.normal(m["mu"][c, 0], m["sd"][c, 0])
@@ -247,11 +324,39 @@ def _sample_clean(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"label": label, "lat": lat, "lon": lon, "when": when.astype("datetime64[s]")}
 
 
+def _micro_tables(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Micro-place masses per (type, component), keyed by exact and by 3-decimal coordinates.
+
+    Row -1 of each mass table is zeros: the key of a point that is no micro-place.
+    """
+    n_types, n_comp = m["micro_pi"].shape[:2]
+    local = np.arange(len(m["micro_comp"])) - m["micro_offset"][m["micro_comp"]]
+    mass = np.zeros((len(local), n_types, n_comp))
+    mass[np.arange(len(local)), :, m["micro_comp"]] = m["micro_pi"][:, m["micro_comp"], local].T
+    deg = m["micro_deg"]
+    key6 = deg[:, 0] * 10**9 + deg[:, 1]
+    milli = (deg + 500) // 1000  # = round(degrees, 3) * 1000: no micro-place sits on a tie
+    key3_all = milli[:, 0] * 10**9 + milli[:, 1]
+    key3, which = np.unique(key3_all, return_inverse=True)
+    mass3 = np.zeros((len(key3) + 1, n_types, n_comp))
+    np.add.at(mass3, which, mass)
+    order = np.argsort(key6)
+    return {"key6": key6[order], "mass6": np.concatenate([mass[order], np.zeros((1, n_types, n_comp))]),
+            "key3": key3, "mass3": mass3}
+
+
+def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Index of each query in sorted `keys`, or -1."""
+    pos = np.searchsorted(keys, query).clip(max=len(keys) - 1)
+    return np.where(keys[pos] == query, pos, -1)
+
+
 def posterior(latitude, longitude, incident_datetime) -> np.ndarray:
     """Exact P(type | latitude, longitude, incident datetime) under the generating model.
 
-    Returns an (n, 9) array in `CLASSES` order. Rows with coordinates rounded to 3 decimals
-    (2023 on) are scored by the mass of their rounding cell, as the generator rounded them.
+    Returns an (n, 9) array in `CLASSES` order. A place's likelihood is the probability of the cell
+    its written coordinates stand for: the 1e-6 degree cell of a 6-decimal value, or for rows
+    rounded to 3 decimals (2023 on) the rounding cell, which also holds every micro-place in it.
     """
     m = MODEL
     lat = np.asarray(latitude, dtype=float)
@@ -261,19 +366,27 @@ def posterior(latitude, longitude, incident_datetime) -> np.ndarray:
     rounded = np.asarray(when.year >= ROUNDED_FROM_YEAR)
     half = np.where(rounded, 0.0005, 0.0)
 
-    # Place likelihood per component, (n, n_comp).
+    # Continuous place likelihood per component, (n, n_comp): the mass of the written cell.
     loc = np.empty((len(lat), n_hot + 1))
     for axis, x, lo, hi in ((0, lat, LAT_MIN, LAT_MAX), (1, lon, LON_MIN, LON_MAX)):
         mu, sd = m["mu"][:, axis], m["sd"][:, axis]
         a = np.maximum(x - half, lo)[:, None]
         b = np.minimum(x + half, hi)[:, None]
-        dens = np.exp(-0.5 * ((x[:, None] - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+        dens = np.exp(-0.5 * ((x[:, None] - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)) * 1e-6
         cell = ndtr((b - mu) / sd) - ndtr((a - mu) / sd)
         hot = np.where(rounded[:, None], cell, dens)
-        bg = np.where(rounded, (b - a)[:, 0], 1.0) / (hi - lo)
+        bg = np.where(rounded, (b - a)[:, 0], 1e-6) / (hi - lo)
         factor = np.column_stack([hot, bg])
         loc = factor if axis == 0 else loc * factor
     loc[:, :n_hot] /= m["box_mass"]
+
+    # Micro-place point masses per (n, type, component).
+    tables = _micro_tables(m)
+    key6 = np.round(lat * 1e6).astype(np.int64) * 10**9 + np.round(lon * 1e6).astype(np.int64)
+    key3 = np.round(lat * 1e3).astype(np.int64) * 10**9 + np.round(lon * 1e3).astype(np.int64)
+    micro = np.where(rounded[:, None, None], tables["mass3"][_lookup(tables["key3"], key3)],
+                     tables["mass6"][_lookup(tables["key6"], key6)])
+    place = (1 - P_MICRO) * loc[:, None, :] + P_MICRO * micro  # (n, types, comps)
 
     hour = np.asarray(when.hour)
     at_noon = (hour == 12) & np.asarray(when.minute == 0) & np.asarray(when.second == 0)
@@ -289,7 +402,7 @@ def posterior(latitude, longitude, incident_datetime) -> np.ndarray:
     mth = m["month"][:, :, mo]
     time_factor = (1 - P_NOON) * h / 3600 + P_NOON * at_noon
     date_factor = (1 - P_DAY_ONE) * w / n_same_weekday + P_DAY_ONE * (day == 1)
-    joint = (PRIORS[:, None] * m["weights"])[:, :, None] * loc.T[None] * time_factor * date_factor * mth
+    joint = (PRIORS[:, None] * m["weights"])[:, :, None] * place.transpose(1, 2, 0) * time_factor * date_factor * mth
     scores = joint.sum(axis=1).T  # (n, types)
     return scores / scores.sum(axis=1, keepdims=True)
 

@@ -52,8 +52,8 @@ def test_generate_then_run_builds_the_lake_and_records_runs(cli_env, capsys):
     out = capsys.readouterr().out
     listed = out.split("downstream assets:\n", 1)[1].split("done in", 1)[0]
     rebuilt = [line.split(":")[0].strip() for line in listed.splitlines() if line.startswith("  ")]
-    assert sorted(rebuilt) == sorted(["baseline_model", "gbdt_model", "mlp_model", "model_evaluation", "figures",
-                                      "crime_report"])
+    assert sorted(rebuilt) == sorted(["baseline_model", "gbdt_model", "mlp_model", "mlp_weighted_model",
+                                      "model_evaluation", "figures", "crime_report"])
     assert rebuilt[-1] == "crime_report" and rebuilt.index("model_evaluation") > rebuilt.index("mlp_model")
 
 

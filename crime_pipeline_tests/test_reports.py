@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from html.parser import HTMLParser
 
@@ -59,7 +60,7 @@ def test_evaluation_document_and_the_bayes_limit(trained):
     lake, _, _ = trained
     doc = json.loads(lake.report_file("evaluation.json").read_text())
     assert {"split", "n_test", "classes", "models", "baselines", "bayes"} <= set(doc)
-    assert set(doc["models"]) == {"baseline", "mlp", "gbdt"} and set(doc["baselines"]) == {"majority", "prior"}
+    assert set(doc["models"]) == {"baseline", "mlp", "mlp_weighted", "gbdt"} and set(doc["baselines"]) == {"majority", "prior"}
     assert doc["generated_data"] and doc["split"] == "temporal"
     bayes = doc["bayes"]
     n = doc["n_test"]
@@ -69,6 +70,11 @@ def test_evaluation_document_and_the_bayes_limit(trained):
         assert bayes["accuracy"] >= m["accuracy"] - noise, kind
         assert bayes["log_loss"] <= m["log_loss"] + 0.02, kind
         assert not bayes["gap"][kind]["test"]["beats_bayes"], kind
+    # Both MLP variants side by side, with the trade-off in words computed from their numbers.
+    plain, weighted = doc["models"]["mlp"], doc["models"]["mlp_weighted"]
+    for m in (plain, weighted):
+        assert f"{m['balanced_accuracy']:.3f}" in doc["mlp_tradeoff"] and f"{m['accuracy']:.3f}" in doc["mlp_tradeoff"]
+    assert html.escape(doc["mlp_tradeoff"]) in lake.report_file("report.html").read_text()
     assert bayes["accuracy"] > doc["baselines"]["majority"]["accuracy"]
     assert doc["baselines"]["prior"]["log_loss"] > bayes["log_loss"]
 
@@ -167,7 +173,7 @@ def test_report_is_self_contained_and_complete(trained):
     for section in ("Data quality", "Leakage check", "Models on the test split", "Figures", "Bayes limit",
                     "Quarantined, by rule", "Per-class recall"):
         assert section in text, section
-    assert len(doc.images) == 8 and all(src.startswith("data:image/png;base64,") for src in doc.images)
+    assert len(doc.images) == 9 and all(src.startswith("data:image/png;base64,") for src in doc.images)
     assert "script" not in doc.tags and "http://" not in html and "https://" not in html
     assert "20,000 rows read" in text
 

@@ -21,7 +21,7 @@ EXPECTED_EDGES = {
     ("raw_incidents", "validated_incidents"), ("raw_incidents", "incident_quarantine"),
     ("validated_incidents", "incidents"), ("incidents", "incident_features"),
     ("incident_features", "dataset_splits"), ("dataset_splits", "baseline_model"),
-    ("dataset_splits", "mlp_model"), ("dataset_splits", "gbdt_model"), ("mlp_model", "model_evaluation"),
+    ("dataset_splits", "mlp_model"), ("dataset_splits", "mlp_weighted_model"), ("dataset_splits", "gbdt_model"), ("mlp_model", "model_evaluation"),
     ("model_evaluation", "figures"), ("figures", "crime_report"),
 }
 GROUPS = {"raw_incidents": "ingestion", "validated_incidents": "validation", "incidents": "validation",
@@ -78,8 +78,8 @@ def test_ui_serves_the_lineage_and_materializes_the_whole_graph(dagster_dev):
     run = ui.launch(["raw_incidents", "validated_incidents", "incident_quarantine"], {"dagster/partition": key})
     assert ui.wait_for_run(run) == "SUCCESS", log.read_text()[-3000:]
     # ...and for everything below it.
-    downstream = ["incidents", "incident_features", "dataset_splits", "baseline_model", "mlp_model", "gbdt_model",
-                  "model_evaluation", "figures", "seed_reproduction", "crime_report"]
+    downstream = ["incidents", "incident_features", "dataset_splits", "baseline_model", "mlp_model", "mlp_weighted_model",
+                  "gbdt_model", "model_evaluation", "figures", "seed_reproduction", "crime_report"]
     run = ui.launch(downstream)
     assert ui.wait_for_run(run) == "SUCCESS", log.read_text()[-3000:]
 

@@ -127,6 +127,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
             **{f"{k}/accuracy": m["accuracy"] for k, m in doc["models"].items()},
             **({"bayes/accuracy": doc["bayes"]["accuracy"]} if doc["bayes"] else {}),
             **reads.metadata(),
+            **({"mlp_tradeoff": dg.MetadataValue.md(doc["mlp_tradeoff"])} if doc.get("mlp_tradeoff") else {}),
         }
     )
     yield yield_features
@@ -283,12 +284,14 @@ def headline(layout: LakeLayout) -> str | None:
     lines = [f"report: {summary['report']}",
              f"incidents: {summary['rows_read']:,} rows read, {summary['valid']:,} valid"]
     for kind, m in evaluation["models"].items():
-        lines.append(f"  {kind:9s} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  log loss {m['log_loss']:.4f}")
+        lines.append(f"  {kind:12s} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  log loss {m['log_loss']:.4f}")
+    if evaluation.get("mlp_tradeoff"):
+        lines.append(f"  {evaluation['mlp_tradeoff']}")
     b = evaluation["baselines"]["majority"]
-    lines.append(f"  {'majority':9s} accuracy {b['accuracy']:.4f}")
+    lines.append(f"  {'majority':12s} accuracy {b['accuracy']:.4f}")
     if evaluation.get("bayes"):
         m = evaluation["bayes"]
-        lines.append(f"  {'Bayes':9s} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  log loss {m['log_loss']:.4f}"
+        lines.append(f"  {'Bayes':12s} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  log loss {m['log_loss']:.4f}"
                      "  (the best any model can do on this data)")
     return "\n".join(lines)
 

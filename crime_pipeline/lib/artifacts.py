@@ -4,7 +4,8 @@ Each model is a weights file plus `models/<kind>.json` (features, classes, scale
 data version, the weights file's SHA-256). Nothing is pickled:
 - baseline (logistic regression): coefficients in a NumPy .npz, loaded with allow_pickle=False;
 - gbdt (HistGradientBoosting): skops, loaded with an explicit list of trusted types;
-- mlp (PyTorch): a state_dict, loaded with torch.load(weights_only=True).
+- mlp, mlp_weighted (PyTorch): a state_dict, loaded with torch.load(weights_only=True); the fitted
+  input encoder (cell vocabularies, scaling) and temperature are plain JSON under "mlp" in the metadata.
 Weights files carry their hash in their name and the JSON is replaced last, so a crash mid-save
 leaves the previous model whole.
 """
@@ -26,9 +27,10 @@ from crime_pipeline.lib.atomic import write_bytes, write_json
 from crime_pipeline.lib.mlp import CrimeMLP
 from crime_pipeline.lib.mlp import predict_proba as mlp_predict_proba
 
-KINDS = ("baseline", "mlp", "gbdt")
+KINDS = ("baseline", "mlp", "mlp_weighted", "gbdt")
+MLP_KINDS = ("mlp", "mlp_weighted")
 SKOPS_TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
-_SUFFIX = {"baseline": "npz", "mlp": "pt", "gbdt": "skops"}
+_SUFFIX = {"baseline": "npz", "mlp": "pt", "mlp_weighted": "pt", "gbdt": "skops"}
 
 
 class ArtifactError(RuntimeError):
@@ -40,7 +42,7 @@ def _serialise(kind: str, model) -> bytes:
     if kind == "baseline":
         np.savez(buffer, coef=model.coef_, intercept=model.intercept_, classes=model.classes_)
         return buffer.getvalue()
-    if kind == "mlp":
+    if kind in MLP_KINDS:
         torch.save(model.state_dict(), buffer)
         return buffer.getvalue()
     if kind == "gbdt":
@@ -51,6 +53,8 @@ def _serialise(kind: str, model) -> bytes:
 def save_model(folder: Path, kind: str, model, metadata: dict) -> Path:
     """Write the weights (content-addressed) then the metadata JSON; remove superseded weights."""
     data = _serialise(kind, model)
+    if kind in MLP_KINDS:
+        metadata = {**metadata, "mlp": model.artifact_meta()}
     digest = hashlib.sha256(data).hexdigest()
     weights = folder / f"{kind}-{digest[:12]}.{_SUFFIX[kind]}"
     write_bytes(weights, data)
@@ -69,9 +73,9 @@ def _deserialise(kind: str, data: bytes, meta: dict):
         model.coef_, model.intercept_, model.classes_ = arrays["coef"], arrays["intercept"], arrays["classes"]
         model.n_features_in_ = model.coef_.shape[1]
         return model
-    if kind == "mlp":
+    if kind in MLP_KINDS:
         state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-        model = CrimeMLP(len(meta["features"]), len(meta["classes"]), meta["config"].get("dropout", 0.3))
+        model = CrimeMLP.from_artifact_meta(meta, len(meta["classes"]), meta["config"].get("dropout", 0.3))
         model.load_state_dict(state)
         return model.eval()
     if kind == "gbdt":
@@ -162,7 +166,7 @@ def load_model(folder: Path, kind: str):
 
 def predict_proba(kind: str, model, x: np.ndarray, n_classes: int) -> np.ndarray:
     """Probabilities for every class (columns in class-id order), whatever classes training saw."""
-    if kind == "mlp":
+    if kind in MLP_KINDS:
         full = mlp_predict_proba(model, x).astype(np.float64)
     else:
         full = np.zeros((len(x), n_classes))

@@ -88,8 +88,10 @@ def _metrics_section(evaluation: dict) -> str:
         note = f"<p class='note'>{esc(real_data_note(evaluation))}</p>"
     recall = _table(["type", *evaluation["models"]],
                     [[c, *[_fmt(m["per_class_recall"][c]) for m in evaluation["models"].values()]] for c in evaluation["classes"]])
+    tradeoff = evaluation.get("mlp_tradeoff")
+    tradeoff_html = f"<p class='note'><b>Plain or class-weighted MLP?</b> {esc(tradeoff)}</p>" if tradeoff else ""
     return (f"<h2>Models on the test split</h2><p>Split: {esc(evaluation['split'])}, {evaluation['n_test']:,} test incidents.</p>"
-            + _table(["", *HEADLINE], rows) + note + "<h3>Per-class recall</h3>" + recall)
+            + _table(["", *HEADLINE], rows) + note + "<h3>Per-class recall</h3>" + recall + tradeoff_html)
 
 
 def seed_section(seed: dict, evaluation: dict | None) -> str:
