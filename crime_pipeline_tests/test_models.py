@@ -13,7 +13,6 @@ import torch
 
 from crime_pipeline.cli import main as cli_main
 from crime_pipeline.lib.artifacts import ArtifactError, load_model, predict_proba, save_model
-from crime_pipeline.lib.features import MODEL_FEATURES
 from crime_pipeline.lib.metrics import classification_metrics
 from crime_pipeline.lib.mlp import CrimeMLP, InputEncoder, MLPSettings, select_device, train_mlp
 from crime_pipeline.lib.scoring import probability_column

@@ -22,6 +22,7 @@ PUBLISHED_BY: dict[str, tuple[str, ...]] = {
     # Model assets write candidates; model_evaluation audits them and publishes those that pass.
     "baseline_model": ("models/candidates/baseline.json", "models/candidates/baseline-*"),
     "mlp_model": ("models/candidates/mlp.json", "models/candidates/mlp-*"),
+    "mlp_weighted_model": ("models/candidates/mlp_weighted.json", "models/candidates/mlp_weighted-*"),
     "gbdt_model": ("models/candidates/gbdt.json", "models/candidates/gbdt-*"),
     "model_evaluation": ("reports/evaluation.json", "lake/test_predictions.parquet", "models/*.json", "models/*-*"),
     "figures": ("reports/*.png", "reports/captions.json"),
