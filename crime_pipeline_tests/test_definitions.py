@@ -35,3 +35,21 @@ def test_validated_tables_are_gated_by_blocking_checks():
     assert checks[("validated_incidents", "rows_accounted_for")] is True
     assert checks[("incidents", "accounting_reconciles")] is True
     assert checks[("incidents", "one_record_per_case")] is True
+
+
+def test_time_freshness_and_run_limits_are_declared():
+    import yaml
+
+    from crime_pipeline_tests.conftest import REPO
+
+    graph = defs.resolve_asset_graph()
+    for name in ("incidents", "crime_report"):
+        policy = graph.get(dg.AssetKey(name)).freshness_policy
+        assert policy is not None and policy.fail_window.to_timedelta().total_seconds() == 50 * 3600, name
+    for name in ("baseline_model", "gbdt_model", "mlp_model", "mlp_weighted_model"):
+        assets_def = defs.resolve_assets_def(name)
+        assert assets_def.op.tags.get("dagster/max_runtime") == str(2 * 3600), name
+    assert defs.resolve_schedule_def("open_data_pull_job_schedule").execution_timezone == "America/New_York"
+    settings = yaml.safe_load((REPO / ".dagster_home" / "dagster.yaml").read_text())
+    assert settings["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
+    assert graph.get(dg.AssetKey("raw_incidents")).parent_keys == {dg.AssetKey("open_data_pull")}

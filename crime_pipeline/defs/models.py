@@ -19,6 +19,9 @@ from crime_pipeline.lib.mlp import MLPSettings, train_mlp
 from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
+# A training step that runs past this is stuck or thrashing; run monitoring ends the run.
+TRAINING_TAGS = {"dagster/max_runtime": str(2 * 60 * 60)}
+
 
 def _finish(context, lake: LakeResource, reads: DeclaredReads, kind: str, model, splits, info: dict, config: dict,
             extra: dict | None = None, seconds: float = 0.0) -> dg.MaterializeResult:
@@ -53,7 +56,7 @@ class LogisticRegressionConfig(dg.Config):
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="2",
-          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, op_tags=TRAINING_TAGS)
 def baseline_model(context: dg.AssetExecutionContext, config: LogisticRegressionConfig, lake: LakeResource) -> dg.MaterializeResult:
     """Multinomial logistic regression (lbfgs) on the scaled time-and-place features: the baseline.
 
@@ -77,7 +80,7 @@ class GBDTConfig(dg.Config):
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="2",
-          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, op_tags=TRAINING_TAGS)
 def gbdt_model(context: dg.AssetExecutionContext, config: GBDTConfig, lake: LakeResource) -> dg.MaterializeResult:
     """HistGradientBoostingClassifier: the reference a practitioner would reach for on tabular data.
 
@@ -145,7 +148,7 @@ def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_devic
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="3",
-          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu")
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=TRAINING_TAGS)
 def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeResource,
               torch_device: TorchDeviceResource) -> dg.MaterializeResult:
     """The seed project's MLP: 128-64-32 ReLU with dropout 0.3, softmax over the classes.
@@ -161,7 +164,7 @@ def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeRe
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="3",
-          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu")
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=TRAINING_TAGS)
 def mlp_weighted_model(context: dg.AssetExecutionContext, config: WeightedMLPConfig, lake: LakeResource,
                        torch_device: TorchDeviceResource) -> dg.MaterializeResult:
     """The same MLP with class-balanced (cost-sensitive) decisions: higher recall on rare types, paid

@@ -20,6 +20,7 @@ MAX_RETRIES = 2
 
 ingest_file_job = dg.define_asset_job(
     "ingest_file",
+    tags={"dagster/max_runtime": str(60 * 60)},  # run monitoring ends a run stuck this long
     selection=dg.AssetSelection.assets("raw_incidents", "validated_incidents", "incident_quarantine"),
     description="Ingest and validate one incoming file (one partition).",
 )
@@ -87,6 +88,7 @@ refresh_downstream = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.all(),
     default_status=SENSOR_STATUS,
     minimum_interval_seconds=30,
+    run_tags={"dagster/max_runtime": str(3 * 60 * 60)},  # the whole refresh, training included
     description="Rematerializes what depends on newly ingested files (and only that), per the assets' "
     "automation conditions.",
 )
