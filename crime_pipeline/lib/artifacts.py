@@ -127,7 +127,7 @@ def _read_metadata(meta_path: Path, kind: str) -> dict:
 
 def _check_shape(kind: str, model, meta: dict, weights: Path) -> None:
     """The weights must fit the metadata, or scoring would fail later with a numpy error."""
-    if kind == "mlp":
+    if kind in MLP_KINDS:
         return  # load_state_dict already refuses a state of the wrong shape
     n_features, top_class = model.n_features_in_, int(np.asarray(model.classes_).max(initial=0))
     if n_features != len(meta["features"]) or top_class >= len(meta["classes"]):
