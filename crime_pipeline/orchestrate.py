@@ -20,7 +20,7 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES
 
 from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
-from crime_pipeline.lib.atomic import remove_stale_temp_files
+from crime_pipeline.lib.atomic import pid_alive, remove_stale_temp_files
 from crime_pipeline.lib.lake import ingested, partition_key_for, scan_incoming, unvalidated_files, validated_files
 from crime_pipeline.lib.reading import sha256_file
 
@@ -43,16 +43,6 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
             for event in result.all_events if event.is_step_failure]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_dead_runs(instance: dg.DagsterInstance, echo: Callable[[str], None] = print) -> list[str]:
     """Mark failed the CLI runs on this host whose process is gone (killed), and free every pool slot
     still held by a finished run, so a killed run never blocks the next. Returns the run ids reaped."""
@@ -61,7 +51,7 @@ def reap_dead_runs(instance: dg.DagsterInstance, echo: Callable[[str], None] = p
                                                    tags={HOST_TAG: socket.gethostname()}))
     for run in runs:
         pid = int(run.tags.get(PID_TAG, "0"))
-        if pid and pid != os.getpid() and not _pid_alive(pid):
+        if pid and pid != os.getpid() and not pid_alive(pid):
             instance.report_run_failed(run, f"the process running it (pid {pid}) is gone: it was killed")
             reaped.append(run.run_id)
             echo(f"run {run.run_id[:8]} was left running by a killed process; marked failed")

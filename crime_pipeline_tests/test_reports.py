@@ -193,3 +193,14 @@ def test_data_in_the_report_is_escaped(pipeline, lake):
     doc = json.loads(lake.report_file("evaluation.json").read_text())
     assert doc["bayes"] is None and not doc["generated_data"]  # real rows: no Bayes limit is claimed
     assert any(line.startswith("report: ") for line in pipeline.output)
+
+
+def test_files_read_but_not_validated_are_named_in_the_report():
+    from crime_pipeline.lib.report import _quality_section
+
+    quality = {"totals": {"rows_read": 10, "valid": 10, "quarantined": 0, "superseded": 0}, "reconciles": True,
+               "files": [], "quarantined_by_rule": {}, "flags": {},
+               "pending_files": [{"file": "<b>crashed.csv", "partition_key": "abc123", "status": "read"}]}
+    html = _quality_section(quality, pd.DataFrame())
+    assert "not validated yet" in html and "&lt;b&gt;crashed.csv (abc123)" in html
+    assert "not validated yet" not in _quality_section({**quality, "pending_files": []}, pd.DataFrame())

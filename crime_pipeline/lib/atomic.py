@@ -94,7 +94,8 @@ def reject(target: str | os.PathLike) -> Path:
     return rejected_path(target)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine with that pid still exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -109,7 +110,7 @@ def remove_stale_temp_files(root: str | os.PathLike) -> list[Path]:
     removed = []
     for path in Path(root).rglob(".*.tmp"):
         match = _TEMP_NAME.match(path.name)
-        if match and path.is_file() and not _pid_alive(int(match.group(1))):
+        if match and path.is_file() and not pid_alive(int(match.group(1))):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

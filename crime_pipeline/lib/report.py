@@ -51,13 +51,18 @@ def _quality_section(quality: dict, examples: pd.DataFrame) -> str:
     )
     rules = _table(["rule", "rows"], [[k, v] for k, v in quality["quarantined_by_rule"].items()] or [["none", 0]])
     flags = _table(["flag on valid rows", "rows"], [[k, v] for k, v in quality["flags"].items()])
+    pending = quality.get("pending_files") or []
+    not_validated = (
+        "<p class='bad'>Read into the lake but not validated yet, so left out of every number here "
+        "(the next run retries them): " + ", ".join(esc(f"{p['file']} ({p['partition_key']})") for p in pending)
+        + "</p>" if pending else "")
     shown = examples.head(15)
     sample = (f'<div class="wide">{_table(list(shown.columns), shown.astype(object).where(shown.notna(), "").values.tolist())}</div>'
               if len(shown) else "<p>No quarantined rows.</p>")
     return (
         f"<h2>Data quality</h2><p>{t['rows_read']:,} rows read = {t['valid']:,} valid + {t['quarantined']:,} "
         f"quarantined + {t['superseded']:,} superseded by a newer record of the same case: {status}.</p>"
-        f"{files}<h3>Quarantined, by rule</h3><p>A row can fail several rules.</p>{rules}"
+        f"{not_validated}{files}<h3>Quarantined, by rule</h3><p>A row can fail several rules.</p>{rules}"
         f"<h3>Soft problems (rows kept)</h3>{flags}<h3>Quarantine examples</h3>{sample}"
     )
 
