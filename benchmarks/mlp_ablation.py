@@ -1,13 +1,15 @@
 """MLP ablation: the seed's recipe, then each addition in turn, against the Bayes limit.
 
-Run: python benchmarks/mlp_ablation.py [--quick] [--sizes 20000 322000] [--seed 7]
+Run: python benchmarks/mlp_ablation.py [--quick] [--sizes 20000 322000] [--seed 7] [--only WORD ...] [--no-baselines]
 
 For each size it generates the built-in data (same seed as `crime-pipeline generate`), validates,
 de-duplicates, builds features and the temporal split exactly as the pipeline does, then trains one
 MLP per row of VARIANTS (each row adds one thing to the row above) and, for reference, logistic
 regression and gradient boosting. Prints accuracy, macro-F1, log loss, gap to the Bayes limit in
 nats and training seconds (wall and CPU; the MLP trains on one CPU thread, see MLPSettings.cpu_threads).
---quick: 20,000 rows only.
+ALTERNATIVES are variations of the last cumulative row (which is not the pipeline default: that needs
+MLPConfig's defaults changed in defs/models.py). --quick: 20,000 rows only; --only trains
+only the MLP rows whose name contains one of the given words (e.g. --only "target encoding").
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_reg
 from crime_pipeline.lib.validation import supersede, validate_incidents
 
 SEED_STYLE = MLPSettings(epochs=15, learning_rate=1e-3, patience=3, one_hot_time=False, fourier=0, cell_scales=(),
-                         schedule="constant", temperature_scaling=False)
+                         schedule="constant", temperature_scaling=False, spread_scales=(), target_scales=(),
+                         target_offset=False)
+TARGET_ENCODING = {"spread_scales": (0.04, 0.02, 0.01, 0.005, 0.0025), "target_scales": (0.001,)}
 VARIANTS: list[tuple[str, dict]] = [  # cumulative: each adds one thing to the row above
     ("seed-style (MinMax features, 15 epochs, lr 1e-3)", {}),
     ("+ one-hot hour / weekday / month", {"one_hot_time": True}),
@@ -38,9 +42,18 @@ VARIANTS: list[tuple[str, dict]] = [  # cumulative: each adds one thing to the r
     ("+ grid-cell embeddings 0.02/0.005/0.001 deg", {"cell_scales": (0.02, 0.005, 0.001)}),
     ("+ one-cycle lr 3e-3, 40 epochs, patience 6", {"schedule": "onecycle", "learning_rate": 3e-3, "epochs": 40,
                                                     "patience": 6}),
-    ("+ temperature scaling (= default)", {"temperature_scaling": True}),
+    ("+ temperature scaling", {"temperature_scaling": True}),
+    ("+ out-of-fold target encoding (spread 0.04-0.0025, cell 0.001)", TARGET_ENCODING),
+    ("+ its log-probabilities as the logits' offset (= pipeline default)", {"target_offset": True}),
+    ("- embeddings, - Fourier, one-cycle lr 1e-3 over 20 epochs", {"cell_scales": (), "fourier": 0, "epochs": 20,
+                                                                  "learning_rate": 1e-3}),
 ]
-WEIGHTED = ("default, class-balanced decisions (mlp_weighted)", {"prior_correction": True})
+ALTERNATIVES: list[tuple[str, dict]] = [  # each on top of the last cumulative row, not of each other
+    ("  target encoding of all rows at 0.02/0.005/0.001 (no spread levels)", {"spread_scales": (),
+                                                                             "target_scales": (0.02, 0.005, 0.001)}),
+    ("  no offset", {"target_offset": False}),
+]
+WEIGHTED = ("last cumulative row, class-balanced decisions (mlp_weighted)", {"prior_correction": True})
 
 
 def prepare(rows: int, seed: int):
@@ -73,18 +86,30 @@ def timed(fn):
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run_size(rows: int, seed: int) -> list[tuple[str, dict]]:
+def _settings(base: MLPSettings, change: dict) -> MLPSettings:
+    merged = {**base.to_dict(), **change}
+    return MLPSettings(**{**merged, "cell_scales": tuple(merged["cell_scales"]),
+                          "target_scales": tuple(merged["target_scales"]), "spread_scales": tuple(merged["spread_scales"])})
+
+
+def run_size(rows: int, seed: int, only: list[str] | None = None, baselines: bool = True) -> list[tuple[str, dict]]:
     parts, scaler, bayes = prepare(rows, seed)
     train, val, test = parts["train"], parts["validation"], parts["test"]
     bayes_loss = log_loss(test.y, bayes, labels=range(9))
     out = [("Bayes limit (true posterior)", {**scores(test.y, bayes, bayes_loss), "seconds": 0.0, "cpu": 0.0})]
     for name, train_fn, kind in (("logistic regression", lambda: train_logistic_regression(train, False), "baseline"),
-                                 ("gradient boosting", lambda: train_gbdt(train, False), "gbdt")):
+                                 ("gradient boosting", lambda: train_gbdt(train, False), "gbdt"))[:2 if baselines else 0]:
         model, wall, cpu = timed(train_fn)
         out.append((name, {**scores(test.y, predict_proba(kind, model, test.x, 9), bayes_loss), "seconds": wall, "cpu": cpu}))
     settings = SEED_STYLE
-    for name, change in VARIANTS + [WEIGHTED]:
-        settings = MLPSettings(**{**settings.to_dict(), **change, "cell_scales": tuple(change.get("cell_scales", settings.cell_scales))})
+    runs = []
+    for name, change in VARIANTS:
+        settings = _settings(settings, change)
+        runs.append((name, settings))
+    runs += [(name, _settings(settings, change)) for name, change in ALTERNATIVES + [WEIGHTED]]
+    for name, settings in runs:
+        if only and not any(word in name for word in only):
+            continue
         (model, _), wall, cpu = timed(lambda: train_mlp(train.x, train.y, val.x, val.y, 9, settings, "cpu", log=lambda m: None,
                                                         features=list(MODEL_FEATURES), scaler=scaler))
         out.append((name, {**scores(test.y, predict_proba("mlp", model, test.x, 9), bayes_loss), "seconds": wall, "cpu": cpu}))
@@ -97,11 +122,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20,000 rows only")
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, synthetic.DEFAULT_ROWS])
     parser.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED)
+    parser.add_argument("--only", nargs="+", help="train only the MLP rows whose name contains one of these words")
+    parser.add_argument("--no-baselines", action="store_true", help="skip logistic regression and gradient boosting")
     args = parser.parse_args()
     sizes = [20_000] if args.quick else args.sizes
     tables = []
     for rows in sizes:
-        result = run_size(rows, args.seed)
+        result = run_size(rows, args.seed, args.only, not args.no_baselines)
         lines = [f"\n{rows:,} generated rows (seed {args.seed}, temporal split), generator {synthetic.GENERATOR_VERSION}",
                  "| variant | accuracy | balanced acc | macro-F1 | log loss | gap to Bayes | train s | CPU s |",
                  "|---|---|---|---|---|---|---|---|"]

@@ -75,8 +75,10 @@ def test_mlp_inputs_are_fitted_on_training_rows_and_saved_as_json(trained):
     assert 0.5 < spec["temperature"] < 2.0
     # The vocabularies are exactly the cells seen at least cell_min_count times among training rows.
     train = matrices(splits, info["scaler"], "train")
-    again = InputEncoder.fit(train.x, info["features"], info["scaler"], MLPSettings())
+    again = InputEncoder.fit(train.x, info["features"], info["scaler"], MLPSettings(), train.y, len(info["classes"]))
     assert again.vocab == encoder.vocab
+    assert again.target_counts == encoder.target_counts and sum(encoder.class_counts) == len(train.y)
+    assert spec["n_offset"] == len(info["classes"])
     # A cell only the test split has is the rare-cell bucket (id 0), not a new embedding.
     test_rows = splits[splits["split"] == "test"]
     seen = splits.loc[splits["split"] != "test"]
@@ -88,6 +90,29 @@ def test_mlp_inputs_are_fitted_on_training_rows_and_saved_as_json(trained):
 
     cells = encoder.encode(apply_minmax(only_test, info["scaler"]))[:, -3:]
     assert (cells[:, 2] == 0).all()
+
+
+def test_training_rows_never_see_their_own_label_in_the_target_encoding():
+    # Place A: 60 rows, all type 0. Place C: one row of type 2, far from everything.
+    xy = np.array([[0.5, 0.5]] * 60 + [[0.9, 0.1]])
+    y = np.array([0] * 60 + [2])
+    scaler = {"latitude": [0.0, 1.0], "longitude": [0.0, 1.0]}
+    settings = MLPSettings(one_hot_time=False, fourier=0, cell_scales=())
+    encoder = InputEncoder.fit(xy, ["latitude", "longitude"], scaler, settings, y, 3)
+    n_levels = len(encoder.target_scales)
+    assert n_levels == 6 and encoder.target_spread == [True] * 5 + [False]
+    folds = np.random.default_rng(settings.seed).integers(0, settings.target_folds, len(y))
+    as_training = encoder.encode(xy, y, folds, settings.target_folds)
+    as_new = encoder.encode(xy)
+    finest = slice(2 + 4 * (n_levels - 1), 2 + 4 * (n_levels - 1) + 3)  # log P(type | cell) / P(type)
+    count = 2 + 4 * n_levels - 1
+    # The lone row learns nothing about itself: its cell is empty out of fold, its estimate the prior.
+    assert as_training[-1, count] == 0 and np.allclose(as_training[-1, finest], 0, atol=1e-6)
+    # A new row at the same point does see that training row.
+    assert as_new[-1, count] > 0 and as_new[-1, finest][2] > 0.5
+    # At A the other folds' rows still say type 0, and the offset columns are the log-probabilities.
+    assert (as_training[:60, finest][:, 0] > 0).all()
+    assert np.allclose(np.exp(as_new[:, 2 + 4 * n_levels:]).sum(1), 1, atol=1e-5)
 
 
 def test_mlp_history_and_architecture(trained):

@@ -2,9 +2,15 @@
 
 Trunk (the seed's): input -> 128 ReLU Dropout(0.3) -> 64 ReLU Dropout(0.3) -> 32 ReLU -> one logit
 per class (softmax at inference). In front of it (`InputEncoder`, fitted on training rows only):
-one-hot hour, weekday and month, Fourier features of the coordinates, and learned embeddings of
-grid cells at several scales, cells seen fewer than `cell_min_count` times sharing one rare-cell
-bucket. Training: Adam with a one-cycle learning-rate schedule, cross-entropy (optionally
+one-hot hour, weekday and month, Fourier features of the coordinates, learned embeddings of
+grid cells at several scales (cells seen fewer than `cell_min_count` times share one rare-cell
+bucket), and a target encoding of place: per level, log P(type | cell) from training counts,
+smoothed toward the level above (family and strength chosen by out-of-fold likelihood), first
+over the spread-out rows (those at no exact point another row shares) from 0.04 down to 0.0025
+degrees, then over all rows at 0.001 degrees, where repeated points (a store, a bar) get their
+own type mix. Training rows get it out of fold (5 folds), so no row sees its own label. The
+finest level's log-probabilities are also added to the trunk's logits (an offset, as in a GLM):
+the trunk learns what time and place add to them instead of carrying them through dropout. Training: Adam with a one-cycle learning-rate schedule, cross-entropy (optionally
 class-weighted), early stopping on validation log loss (weighted alike) with the best epoch's weights restored,
 then one temperature fitted on validation. The balanced variant (`prior_correction`) divides the
 calibrated probabilities by each type's training share, the decision that maximises mean recall. Batches are slices of a permutation of in-memory
@@ -20,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -56,13 +62,20 @@ class MLPSettings:
     cell_scales: tuple[float, ...] = (0.02, 0.005, 0.001)
     cell_min_count: int = 5
     embed_dim: int = 8
+    # Target encoding: smoothed, out-of-fold log P(type | cell), coarse to fine; the spread levels
+    # count only rows at no repeated exact point and come first, the target levels count all rows.
+    spread_scales: tuple[float, ...] = (0.04, 0.02, 0.01, 0.005, 0.0025)
+    target_scales: tuple[float, ...] = (0.001,)
+    target_folds: int = 5
+    target_offset: bool = True  # add the finest level's log P(type | cell) to the logits
     schedule: str = "onecycle"  # or "constant"
     temperature_scaling: bool = True
     prior_correction: bool = False  # divide probabilities by the training shares: decisions optimal for balanced accuracy
     cpu_threads: int = 1  # the net is too small for intra-op threads to pay; on a busy machine they spin-wait
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "cell_scales": list(self.cell_scales)}
+        return {**asdict(self), "cell_scales": list(self.cell_scales), "target_scales": list(self.target_scales),
+                "spread_scales": list(self.spread_scales)}
 
 
 def _cell_keys(lat: np.ndarray, lon: np.ndarray, scale: float) -> np.ndarray:
@@ -80,27 +93,110 @@ class InputEncoder:
     fourier: int  # frequencies per coordinate (0 = none): 1, 2, 4, ... cycles over the training range
     scales: list[float]  # grid-cell sizes in degrees
     vocab: list[list[int]]  # per scale: sorted keys of cells seen often enough in training
+    # Target encoding (empty = none): per level, coarse to fine, the cell size, the sorted keys of
+    # training cells with counts, their per-type counts and the smoothing; plus the type counts.
+    target_scales: list[float] = field(default_factory=list)
+    target_keys: list[list[int]] = field(default_factory=list)
+    target_counts: list[list[list[int]]] = field(default_factory=list)
+    target_spread: list[bool] = field(default_factory=list)  # level counts only rows at no repeated point
+    target_strength: list[float] = field(default_factory=list)
+    target_family: list[str] = field(default_factory=list)  # how each level is smoothed (see _smooth)
+    class_counts: list[int] = field(default_factory=list)
+    target_offset: bool = False  # append log P(type | finest cell) as the logits' offset columns
 
     @classmethod
-    def fit(cls, x_train: np.ndarray, features: list[str], scaler: dict, settings: MLPSettings) -> InputEncoder:
+    def fit(cls, x_train: np.ndarray, features: list[str], scaler: dict, settings: MLPSettings,
+            y_train: np.ndarray | None = None, n_classes: int | None = None) -> InputEncoder:
         enc = cls(list(features), dict(scaler), settings.one_hot_time, settings.fourier, list(settings.cell_scales), [])
         if enc.scales:
             lat, lon = enc._raw(x_train, "latitude"), enc._raw(x_train, "longitude")
             for scale in enc.scales:
                 keys, counts = np.unique(_cell_keys(lat, lon, scale), return_counts=True)
                 enc.vocab.append(keys[counts >= settings.cell_min_count].tolist())
+        if settings.target_scales or settings.spread_scales:
+            if y_train is None or n_classes is None:
+                raise ValueError("target encoding needs the training labels and the number of classes")
+            enc._fit_targets(x_train, np.asarray(y_train), n_classes, settings)
         return enc
+
+    def _fit_targets(self, x: np.ndarray, y: np.ndarray, n_classes: int, settings: MLPSettings) -> None:
+        """Counts per cell and, per level, the smoothing that maximises the out-of-fold likelihood.
+
+        Levels run coarse to fine, first over the rows at no repeated exact point (the spread-out
+        incidents: a smooth map of types), then over all rows, each smoothed toward the one before.
+        """
+        spread = sorted(settings.spread_scales, reverse=True)
+        self.target_scales = spread + sorted(settings.target_scales, reverse=True)
+        self.target_spread = [True] * len(spread) + [False] * len(settings.target_scales)
+        self.target_offset = settings.target_offset
+        self.class_counts = np.bincount(y, minlength=n_classes).tolist()
+        lat, lon = self._raw(x, "latitude"), self._raw(x, "longitude")
+        folds, at_point = training_folds(len(y), settings), _at_repeated_point(lat, lon)
+        p = np.broadcast_to(self._prior(), (len(y), n_classes))
+        for scale, spread_only in zip(self.target_scales, self.target_spread):
+            use = ~at_point if spread_only else np.ones(len(y), dtype=bool)
+            keys, inverse = np.unique(_cell_keys(lat, lon, scale), return_inverse=True)
+            counts = np.zeros((len(keys), n_classes), dtype=np.int64)
+            np.add.at(counts, (inverse[use], y[use]), 1)
+            self.target_keys.append(keys[counts.sum(1) > 0].tolist())
+            self.target_counts.append(counts[counts.sum(1) > 0].tolist())
+            own = _oof_counts(inverse, y, folds, settings.target_folds, counts, use)
+            parent = p
+            family, best = max(((f, m) for f in _FAMILIES for m in _STRENGTHS),
+                               key=lambda fm: np.log(_smooth(own, parent, fm[1], fm[0])[np.arange(len(y)), y]).sum())
+            self.target_strength.append(float(best))
+            self.target_family.append(family)
+            p = _smooth(own, parent, best, family)
+
+    def _prior(self) -> np.ndarray:
+        prior = np.asarray(self.class_counts, dtype=np.float64) + 0.5  # a type training lacks keeps a finite log
+        return prior / prior.sum()
+
+    def _target_features(self, x: np.ndarray, y: np.ndarray | None, folds: np.ndarray | None,
+                         n_folds: int) -> np.ndarray:
+        """Per level, log(smoothed P(type | cell) / P(type)) and log(1 + cell count) / 5; out of fold when y is given."""
+        lat, lon = self._raw(x, "latitude"), self._raw(x, "longitude")
+        prior = self._prior()
+        p = np.broadcast_to(prior, (len(x), len(prior)))
+        at_point = _at_repeated_point(lat, lon) if y is not None else None
+        parts = []
+        for scale, spread_only, keys, counts, strength, family in zip(
+                self.target_scales, self.target_spread, self.target_keys, self.target_counts, self.target_strength,
+                self.target_family):
+            known = np.asarray(keys, dtype=np.int64)
+            table = np.asarray(counts, dtype=np.int64).reshape(len(known), len(prior))
+            cell = _cell_keys(lat, lon, scale)
+            pos = np.searchsorted(known, cell).clip(max=max(len(known) - 1, 0))
+            seen = (known[pos] == cell)[:, None] if len(known) else np.zeros((len(x), 1), dtype=bool)
+            rows = table[pos] * seen if len(known) else np.zeros((len(x), len(prior)), dtype=np.int64)
+            if y is not None:  # the training rows themselves: leave out the counts of the row's own fold
+                use = ~at_point if spread_only else np.ones(len(y), dtype=bool)
+                rows = rows - _fold_counts(pos, np.asarray(y), folds, n_folds, table.shape, use) * seen
+            p = _smooth(rows, p, strength, family)
+            parts += [np.log(p / prior), np.log1p(rows.sum(1, keepdims=True)) / 5.0]
+        if self.target_offset:
+            parts.append(np.log(p))
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
     def _raw(self, x: np.ndarray, name: str) -> np.ndarray:
         low, high = self.scaler[name]
         return x[:, self.features.index(name)].astype(np.float64) * (high - low if high > low else 1.0) + low
 
     @property
+    def n_offset(self) -> int:
+        return len(self.class_counts) if self.target_scales and self.target_offset else 0
+
+    @property
     def vocab_sizes(self) -> list[int]:
         return [len(v) for v in self.vocab]
 
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        """[scaled features, one-hots, Fourier features, cell ids] as one float32 matrix."""
+    def encode(self, x: np.ndarray, y: np.ndarray | None = None, folds: np.ndarray | None = None,
+               n_folds: int = 0) -> np.ndarray:
+        """[scaled features, one-hots, Fourier features, target encodings, cell ids] as one float32 matrix.
+
+        Pass the training labels and fold ids when encoding the training rows themselves: their
+        target encodings then come from the other folds only, so no row sees its own label.
+        """
         parts = [np.asarray(x, dtype=np.float32)]
         if self.one_hot_time:
             for name, n, first in (("hour", 24, 0), ("weekday", 7, 0), ("month", 12, 1)):
@@ -111,6 +207,8 @@ class InputEncoder:
             for name in ("latitude", "longitude"):
                 angle = x[:, self.features.index(name), None].astype(np.float64) * freq
                 parts += [np.sin(angle).astype(np.float32), np.cos(angle).astype(np.float32)]
+        if self.target_scales:
+            parts.append(self._target_features(x, y, folds, n_folds))
         if self.scales:
             lat, lon = self._raw(x, "latitude"), self._raw(x, "longitude")
             cells = np.zeros((len(x), len(self.scales)), dtype=np.float32)
@@ -131,17 +229,69 @@ class InputEncoder:
         return cls(**data)
 
 
+_STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0)
+_FAMILIES = ("dirichlet", "gamma")
+
+
+def training_folds(n: int, settings: MLPSettings) -> np.ndarray:
+    """The fold of each training row for out-of-fold target encoding (fixed by the seed)."""
+    return np.random.default_rng(settings.seed).integers(0, settings.target_folds, n)
+
+
+def _at_repeated_point(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Rows whose exact (6-decimal) coordinates other rows share: a store, a bar, a block point."""
+    _, inverse, counts = np.unique(_cell_keys(lat, lon, 1e-6), return_inverse=True, return_counts=True)
+    return counts[inverse] > 1
+
+
+def _smooth(counts: np.ndarray, parent: np.ndarray, strength: float, family: str = "dirichlet") -> np.ndarray:
+    """P(type | cell) smoothed toward `parent`.
+
+    dirichlet: the posterior mean under a Dirichlet(strength * parent) prior (one pseudo-count
+    budget shared by all types). gamma: each type's rate multiplier relative to the parent gets its
+    own Gamma(strength, strength) prior, so rare and common types are shrunk by the same relative
+    amount (a place that attracts twice the expected assaults is as plausible as twice the thefts).
+    """
+    total = counts.sum(1, keepdims=True)
+    if family == "dirichlet":
+        return (counts + strength * parent) / (total + strength)
+    p = parent * (counts + strength) / (total * parent + strength)
+    return p / p.sum(1, keepdims=True)
+
+
+def _fold_counts(cell: np.ndarray, y: np.ndarray, folds: np.ndarray, n_folds: int, shape: tuple[int, int],
+                 use: np.ndarray) -> np.ndarray:
+    """Per row, the type counts its own fold's `use` rows put in its cell."""
+    n_cells, n_classes = shape
+    out = np.zeros((len(y), n_classes), dtype=np.int64)
+    for f in range(n_folds):
+        mask = folds == f
+        table = np.zeros((n_cells, n_classes), dtype=np.int64)
+        np.add.at(table, (cell[mask & use], y[mask & use]), 1)
+        out[mask] = table[cell[mask]]
+    return out
+
+
+def _oof_counts(cell, y, folds, n_folds, counts, use) -> np.ndarray:
+    """Per training row, its cell's type counts without the rows of its own fold."""
+    return counts[cell] - _fold_counts(cell, y, folds, n_folds, counts.shape, use)
+
+
 class CrimeMLP(nn.Module):
-    """The trunk, with optional cell embeddings in front.
+    """The trunk, with optional cell embeddings in front and an optional fixed offset behind.
 
     The last `len(vocab_sizes)` input columns are cell ids (0 = rare or unseen cell), carried as
-    floats so one tensor holds a batch; each is looked up in its scale's embedding table.
+    floats so one tensor holds a batch; each is looked up in its scale's embedding table. The
+    `n_offset` columns before them (a log-probability per class) are added to the trunk's logits,
+    so the trunk learns what time and place add to that estimate rather than carrying it through
+    two dropout layers.
     """
 
     def __init__(self, n_features: int, n_classes: int, dropout: float = 0.3,
-                 vocab_sizes: tuple[int, ...] | list[int] = (), embed_dim: int = 8):
+                 vocab_sizes: tuple[int, ...] | list[int] = (), embed_dim: int = 8, n_offset: int = 0):
         super().__init__()
-        self.n_dense = n_features - len(vocab_sizes)
+        self.n_offset = n_offset
+        self.n_dense = n_features - len(vocab_sizes) - n_offset
         self.embeddings = nn.ModuleList(nn.Embedding(size + 1, embed_dim) for size in vocab_sizes)
         self.net = nn.Sequential(
             nn.Linear(self.n_dense + embed_dim * len(vocab_sizes), 128), nn.ReLU(), nn.Dropout(dropout),
@@ -154,15 +304,17 @@ class CrimeMLP(nn.Module):
         self.logit_offset: list[float] | None = None  # added to logits / T (prior correction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not len(self.embeddings):
+        if not len(self.embeddings) and not self.n_offset:
             return self.net(x)
-        cells = x[:, self.n_dense:].long()
+        cells = x[:, self.n_dense + self.n_offset:].long()
         parts = [x[:, :self.n_dense]] + [emb(cells[:, i]) for i, emb in enumerate(self.embeddings)]
-        return self.net(torch.cat(parts, dim=1))
+        logits = self.net(torch.cat(parts, dim=1))
+        return logits + x[:, self.n_dense:self.n_dense + self.n_offset] if self.n_offset else logits
 
     def artifact_meta(self) -> dict:
         """Everything besides the state_dict needed to rebuild and apply the model (plain JSON)."""
-        return {"n_inputs": self.n_dense + len(self.embeddings), "vocab_sizes": [e.num_embeddings - 1 for e in self.embeddings],
+        return {"n_inputs": self.n_dense + self.n_offset + len(self.embeddings), "n_offset": self.n_offset,
+                "vocab_sizes": [e.num_embeddings - 1 for e in self.embeddings],
                 "embed_dim": self.embeddings[0].embedding_dim if len(self.embeddings) else 0,
                 "input_encoder": self.encoder.to_dict() if self.encoder else None, "temperature": self.temperature,
                 "logit_offset": self.logit_offset}
@@ -171,7 +323,8 @@ class CrimeMLP(nn.Module):
     def from_artifact_meta(cls, meta: dict, n_classes: int, dropout: float) -> CrimeMLP:
         spec = meta.get("mlp") or {"n_inputs": len(meta["features"]), "vocab_sizes": [], "embed_dim": 0,
                                    "input_encoder": None, "temperature": 1.0}
-        model = cls(spec["n_inputs"], n_classes, dropout, spec["vocab_sizes"], spec["embed_dim"] or 8)
+        model = cls(spec["n_inputs"], n_classes, dropout, spec["vocab_sizes"], spec["embed_dim"] or 8,
+                    spec.get("n_offset", 0))
         model.encoder = InputEncoder.from_dict(spec["input_encoder"]) if spec["input_encoder"] else None
         model.temperature = float(spec["temperature"])
         model.logit_offset = spec.get("logit_offset")
@@ -256,11 +409,14 @@ def train_mlp(
 def _train(x_train, y_train, x_val, y_val, n_classes, settings, device, log, features, scaler):
     torch.manual_seed(settings.seed)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
-    encoder = InputEncoder.fit(x_train, features, scaler, settings) if features is not None else None
-    if encoder is not None:
-        x_train, x_val = encoder.encode(x_train), encoder.encode(x_val)
+    encoder = None
+    if features is not None:
+        encoder = InputEncoder.fit(x_train, features, scaler, settings, y_train, n_classes)
+        folds = training_folds(len(y_train), settings)
+        x_train, x_val = encoder.encode(x_train, y_train, folds, settings.target_folds), encoder.encode(x_val)
     vocab = encoder.vocab_sizes if encoder else []
-    model = CrimeMLP(x_train.shape[1], n_classes, settings.dropout, vocab, settings.embed_dim).to(device)
+    model = CrimeMLP(x_train.shape[1], n_classes, settings.dropout, vocab, settings.embed_dim,
+                     encoder.n_offset if encoder else 0).to(device)
     xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
     yt = torch.as_tensor(y_train, dtype=torch.long, device=device)
     xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
