@@ -98,19 +98,23 @@ def gbdt_model(context: dg.AssetExecutionContext, config: GBDTConfig, lake: Lake
 class MLPConfig(dg.Config):
     """MLP training settings (trunk fixed: 128-64-32 with dropout; see lib/mlp.py for the inputs)."""
 
-    epochs: int = 40
+    epochs: int = 20
     batch_size: int = 1024
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-3
     dropout: float = 0.3
     patience: int = 6
     class_weighted: bool = False
     bf16_autocast: bool = False
     seed: int = 0
     one_hot_time: bool = True
-    fourier: int = 6
-    cell_scales: list[float] = [0.02, 0.005, 0.001]
+    fourier: int = 0
+    cell_scales: list[float] = []
     cell_min_count: int = 5
     embed_dim: int = 8
+    spread_scales: list[float] = [0.04, 0.02, 0.01, 0.005, 0.0025]
+    target_scales: list[float] = [0.001]
+    target_folds: int = 5
+    target_offset: bool = True
     schedule: str = "onecycle"
     temperature_scaling: bool = True
     prior_correction: bool = False
@@ -129,7 +133,8 @@ def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_devic
                      kind: str) -> dg.MaterializeResult:
     reads = declared_reads(context, lake)
     splits, info = read_splits(reads)
-    settings = MLPSettings(**{**config.model_dump(), "cell_scales": tuple(config.cell_scales)})
+    scales = {k: tuple(getattr(config, k)) for k in ("cell_scales", "spread_scales", "target_scales")}
+    settings = MLPSettings(**{**config.model_dump(), **scales})
     device = torch_device.resolve()
     context.log.info(f"training the {kind} network on {device}")
     train, val = matrices(splits, info["scaler"], "train"), matrices(splits, info["scaler"], "validation")
