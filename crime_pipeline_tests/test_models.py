@@ -79,7 +79,7 @@ def test_mlp_inputs_are_fitted_on_training_rows_and_saved_as_json(trained):
     assert again.vocab == encoder.vocab
     assert again.target_counts == encoder.target_counts and sum(encoder.class_counts) == len(train.y)
     assert spec["n_offset"] == len(info["classes"])
-    # A cell only the test split has is the rare-cell bucket (id 0), not a new embedding.
+    # With cell embeddings configured, a cell only the test split has is the rare-cell bucket (id 0).
     test_rows = splits[splits["split"] == "test"]
     seen = splits.loc[splits["split"] != "test"]
     seen_cells = set(zip(seen["latitude"].round(3), seen["longitude"].round(3)))
@@ -88,7 +88,9 @@ def test_mlp_inputs_are_fitted_on_training_rows_and_saved_as_json(trained):
     assert len(only_test) > 0
     from crime_pipeline.lib.splits import apply_minmax
 
-    cells = encoder.encode(apply_minmax(only_test, info["scaler"]))[:, -3:]
+    with_cells = InputEncoder.fit(train.x, info["features"], info["scaler"],
+                                  MLPSettings(cell_scales=(0.02, 0.005, 0.001)), train.y, len(info["classes"]))
+    cells = with_cells.encode(apply_minmax(only_test, info["scaler"]))[:, -3:]
     assert (cells[:, 2] == 0).all()
 
 

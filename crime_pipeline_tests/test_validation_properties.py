@@ -27,7 +27,9 @@ from crime_pipeline.lib.validation import ValidationResult, validate_incidents
 AS_OF = pd.Timestamp("2020-06-01 12:00")
 COLUMNS = ["Case Number", "Incident Datetime", "Parent Incident Type", "Latitude", "Longitude", "Hour of Day",
            "Created At", "updated_at", "Incident Description"]
-SETTINGS = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI draws the same examples every run, so a failure there is reproducible, not flaky.
+SETTINGS = settings(max_examples=30, deadline=None, database=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 # Any text a CSV cell can hold; NUL is left out because a NUL makes the whole file "binary" (by design).
 ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
@@ -157,6 +159,15 @@ def known(column: str, value: str) -> tuple:
     return (ONE_ROW, 0, column, value, BAD[column][1])
 
 
+# Found by Hypothesis: the corrupted row follows one whose quoted description holds a line break.
+AFTER_A_LINE_BREAK = [
+    {"Case Number": "0", "Incident Datetime": "01/02/2009 12:00:00 AM", "Parent Incident Type": "Theft",
+     "Latitude": "42.875", "Longitude": "-78.875", "Hour of Day": "", "Created At": "", "updated_at": "",
+     "Incident Description": description}
+    for description in ("\n", "")
+]
+
+
 @SETTINGS
 @given(corruption())
 @example(known("Incident Datetime", "02/30/2019"))
@@ -165,6 +176,7 @@ def known(column: str, value: str) -> tuple:
 @example(known("Created At", "12/31/9999 11:59:59 PM"))
 @example(known("Hour of Day", "99999"))
 @example(known("Hour of Day", "6.5"))
+@example(([AFTER_A_LINE_BREAK[0], AFTER_A_LINE_BREAK[1]], 1, "Case Number", "", {"case_number_missing"}))
 def test_one_corrupted_cell_quarantines_its_row_and_changes_nothing_else(case):
     rows, row, column, value, allowed = case
     clean = validate(rows)
@@ -172,7 +184,8 @@ def test_one_corrupted_cell_quarantines_its_row_and_changes_nothing_else(case):
     corrupted = validate([*rows[:row], {**rows[row], column: value}, *rows[row + 1:]])
 
     quarantine = corrupted.quarantine
-    assert len(quarantine) == 1 and quarantine.loc[0, "source_line"] == row + 2
+    # Its physical line, as the clean run read it (a line break inside an earlier quoted value moves it).
+    assert len(quarantine) == 1 and quarantine.loc[0, "source_line"] == clean.valid.loc[row, "source_line"]
     assert set(quarantine.loc[0, "rules"].split(";")) <= allowed, quarantine.loc[0, "rules"]
     canonical = {"Case Number": "case_number", "Incident Datetime": "incident_datetime",
                  "Parent Incident Type": "parent_incident_type", "Hour of Day": "hour_of_day",
