@@ -171,3 +171,18 @@ def test_an_undeclared_read_fails_loudly(lake):
     reader = DeclaredReads(lake, "figures", {"figures", "model_evaluation"})
     with pytest.raises(UndeclaredReadError, match="figures reads lake/dataset_splits.json, published by dataset_splits"):
         reader.json(lake.lake_file("dataset_splits.json"))
+
+
+def test_a_file_read_but_never_validated_turns_the_warning_check_red(pipeline, lake, defs, instance):
+    from crime_pipeline.lib.lake import record_ingested
+
+    pipeline.drop("a.csv", API_SAMPLE)
+    assert pipeline.run() == 0, pipeline.output
+    record_ingested(lake, "0123456789abcdef", {"file": "crashed.csv", "sha256": "0" * 64, "bytes": 1,
+                                               "rows_read": 5, "records_counted": 5})
+    result = rerun(defs, instance, ["incidents"])
+    evaluation = check(result, "every_file_validated")
+    assert not evaluation.passed and "crashed.csv" in evaluation.metadata["files_not_validated"].value
+    quality = json.loads(lake.report_file("data_quality.json").read_text())
+    assert [f["file"] for f in quality["pending_files"]] == ["crashed.csv"]
+    assert quality["totals"]["rows_read"] == 200  # the good file is still merged and published

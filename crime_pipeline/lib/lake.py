@@ -198,8 +198,7 @@ def scan_incoming(layout: LakeLayout, key_of: Callable[[Path], str | None]) -> t
     stable size). Notes are (kind, message) with kind "refused", "known", "duplicate" or "retry".
     A file read before but never validated (a crash, a failed check) counts as new: it is retried.
     """
-    done = validated_files(layout)
-    unfinished = unvalidated_files(layout)
+    done, unfinished = split_by_status(ingested(layout))
     new: dict[str, NewFile] = {}
     notes: list[tuple[str, str]] = []
     for path in sorted(layout.incoming.iterdir()):
