@@ -35,9 +35,22 @@ def project_executor() -> dg.ExecutorDefinition:
     `crime-pipeline run` (one process, steps in order, each heavy step with the machine's cores to
     itself) instead of one process per step that re-imports torch and scikit-learn and, started
     together, thrash a small machine (benchmarks/ui_vs_cli.py measures both).
-    `CRIME_PIPELINE_EXECUTOR=multiprocess` runs steps in parallel processes on a bigger machine."""
-    if os.environ.get("CRIME_PIPELINE_EXECUTOR", "in_process") == "multiprocess":
+    `CRIME_PIPELINE_EXECUTOR=multiprocess` runs steps in parallel processes on a bigger machine;
+    `k8s` runs each step in its own Kubernetes pod (deploy/README.md), sized by its
+    `dagster-k8s/config` op tag (crime_pipeline/deploy_tags.py)."""
+    choice = os.environ.get("CRIME_PIPELINE_EXECUTOR", "in_process")
+    if choice == "multiprocess":
         return dg.multiprocess_executor
+    if choice == "k8s":
+        try:
+            from dagster_k8s import k8s_job_executor
+        except ImportError as exc:
+            raise dg.DagsterInvariantViolationError(
+                "CRIME_PIPELINE_EXECUTOR=k8s needs dagster-k8s: pip install -e '.[k8s]'") from exc
+        return k8s_job_executor
+    if choice != "in_process":
+        raise dg.DagsterInvariantViolationError(
+            f"CRIME_PIPELINE_EXECUTOR={choice!r}: expected in_process, multiprocess or k8s")
     return dg.in_process_executor
 
 

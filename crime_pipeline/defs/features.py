@@ -8,6 +8,7 @@ import pandas as pd
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import column_lineage, content_version, table_metadata
+from crime_pipeline.deploy_tags import TABLE
 from crime_pipeline.lib.atomic import (
     publish,
     read_parquet,
@@ -44,6 +45,7 @@ def file_version(path) -> str:
     kinds={"pandas", "parquet"},
     code_version="2",
     automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
+    op_tags=TABLE,
     check_specs=[
         dg.AssetCheckSpec("no_label_leakage", asset="incident_features", blocking=True,
                           description="On the staged table read back from disk: every column is on the allow-list, "
@@ -134,6 +136,7 @@ class SplitConfig(dg.Config):
     kinds={"pandas", "parquet"},
     code_version="2",
     automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
+    op_tags=TABLE,
 )
 def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake: LakeResource) -> dg.MaterializeResult:
     """Train / validation / test parts of the feature table, and a MinMax scaler fitted on train only.

@@ -7,6 +7,7 @@ import dagster as dg
 
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import table_metadata
+from crime_pipeline.deploy_tags import PER_FILE
 from crime_pipeline.lib.atomic import write_parquet
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.lake import (
@@ -49,6 +50,7 @@ def locate_incoming(layout: LakeLayout, key: str, hint: str | None = None) -> tu
     group_name="ingestion",
     kinds={"csv", "pandas", "parquet"},
     code_version="2",
+    op_tags=PER_FILE,
 )
 def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """One incoming CSV export, read losslessly: canonical column names, every value as text.

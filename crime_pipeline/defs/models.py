@@ -13,6 +13,7 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads, read_splits
+from crime_pipeline.deploy_tags import CPU_TRAINING, GPU_TRAINING
 from crime_pipeline.lib.artifacts import predict_proba, save_model
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.mlp import MLPSettings, train_mlp
@@ -56,7 +57,7 @@ class LogisticRegressionConfig(dg.Config):
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="2",
-          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, op_tags=TRAINING_TAGS)
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, op_tags=TRAINING_TAGS | CPU_TRAINING)
 def baseline_model(context: dg.AssetExecutionContext, config: LogisticRegressionConfig, lake: LakeResource) -> dg.MaterializeResult:
     """Multinomial logistic regression (lbfgs) on the scaled time-and-place features: the baseline.
 
@@ -80,7 +81,7 @@ class GBDTConfig(dg.Config):
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="2",
-          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, op_tags=TRAINING_TAGS)
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, op_tags=TRAINING_TAGS | CPU_TRAINING)
 def gbdt_model(context: dg.AssetExecutionContext, config: GBDTConfig, lake: LakeResource) -> dg.MaterializeResult:
     """HistGradientBoostingClassifier: the reference a practitioner would reach for on tabular data.
 
@@ -153,7 +154,7 @@ def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_devic
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="3",
-          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=TRAINING_TAGS)
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=TRAINING_TAGS | GPU_TRAINING)
 def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeResource,
               torch_device: TorchDeviceResource) -> dg.MaterializeResult:
     """The seed project's MLP: 128-64-32 ReLU with dropout 0.3, softmax over the classes.
@@ -169,7 +170,7 @@ def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeRe
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="3",
-          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=TRAINING_TAGS)
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=TRAINING_TAGS | GPU_TRAINING)
 def mlp_weighted_model(context: dg.AssetExecutionContext, config: WeightedMLPConfig, lake: LakeResource,
                        torch_device: TorchDeviceResource) -> dg.MaterializeResult:
     """The same MLP with class-balanced (cost-sensitive) decisions: higher recall on rare types, paid

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
+from crime_pipeline.deploy_tags import LIGHT
 from crime_pipeline.lib.atomic import write_json, write_text
 from crime_pipeline.lib.lake import read_json
 from crime_pipeline.lib.soda import SodaError, fetch_updated_since, newest_update, rows_to_csv
@@ -25,7 +26,7 @@ def freshness_after_pull() -> dg.FreshnessPolicy:
     return dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=50), warn_window=timedelta(hours=26))
 
 
-@dg.asset(group_name="open_data", kinds={"socrata", "csv"}, code_version="1")
+@dg.asset(group_name="open_data", kinds={"socrata", "csv"}, code_version="1", op_tags=LIGHT)
 def open_data_pull(context: dg.AssetExecutionContext, lake: LakeResource, open_data: OpenDataResource) -> dg.MaterializeResult:
     """Incidents updated on the open-data portal since the last successful pull, as one CSV in
     raw/incoming (where the incoming-file sensor ingests it). The watermark (the newest

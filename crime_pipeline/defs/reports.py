@@ -16,6 +16,7 @@ from crime_pipeline.defs.automation_conditions import REFRESH_UNLESS_A_BLOCKING_
 from crime_pipeline.defs.lake_io import declared_reads, read_splits
 from crime_pipeline.defs.metadata import content_version
 from crime_pipeline.defs.open_data import freshness_after_pull
+from crime_pipeline.deploy_tags import LIGHT, TABLE
 from crime_pipeline.lib import captions, plots
 from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba, publish_model
 from crime_pipeline.lib.atomic import publish, reject, rejected_path, staged_path, write_json, write_parquet, write_text
@@ -42,6 +43,7 @@ def all_generated(generator_versions: dict[str, str | None]) -> bool:
                         kinds={"pandas", "json"}, code_version="2", automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES)],
     # can_subset: a check that cannot run on this data is left unexecuted (shown as skipped), not passed.
     can_subset=True,
+    op_tags=TABLE,
     check_specs=[
         dg.AssetCheckSpec("model_features_allowed", asset="model_evaluation", blocking=True,
                           description="Every candidate model's recorded features are on the feature allow-list "
@@ -158,7 +160,7 @@ FIGURE_ORDER = ("class_distribution.png", "hotspots_time_bands.png", "hotspots_t
 
 
 @dg.asset(deps=["model_evaluation", "incidents"], group_name="reports", kinds={"matplotlib", "png"}, code_version="2",
-          automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED)
+          automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, op_tags=LIGHT)
 def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """PNG figures in reports/: a normalised confusion matrix per model, the MLP training curves,
     hexbin hotspot maps by time band and by main type, the class distribution, and per-class recall
@@ -231,7 +233,8 @@ def quarantine_examples(reads, files: list[dict], limit: int = 15) -> pd.DataFra
 
 @dg.asset(deps=["figures", "model_evaluation", "incident_features", "incidents", "incident_quarantine", "seed_reproduction"],
           group_name="reports", kinds={"html"}, code_version="2",
-          automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, freshness_policy=freshness_after_pull())
+          automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, freshness_policy=freshness_after_pull(),
+          op_tags=LIGHT)
 def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """One self-contained HTML report (reports/report.html): data quality, the leakage check, metrics
     with baselines and the Bayes limit, and every figure with a caption saying what to look for.

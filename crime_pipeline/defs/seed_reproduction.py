@@ -4,6 +4,7 @@ import dagster as dg
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads
+from crime_pipeline.deploy_tags import CPU_TRAINING
 from crime_pipeline.lib.atomic import write_json
 from crime_pipeline.lib.seed_method import SeedSettings, markdown, reproduce
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
@@ -23,7 +24,7 @@ class SeedReproductionConfig(dg.Config):
 
 
 @dg.asset(deps=["incidents"], group_name="reports", kinds={"pytorch", "json"}, code_version="1",
-          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu")
+          automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=CPU_TRAINING)
 def seed_reproduction(context: dg.AssetExecutionContext, config: SeedReproductionConfig, lake: LakeResource,
                       torch_device: TorchDeviceResource) -> dg.MaterializeResult:
     """Where the seed project's 97-99% came from: its own method run on our incidents twice.

@@ -16,6 +16,7 @@ from crime_pipeline.defs.ingestion import incoming_files, raw_incidents
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.defs.metadata import column_lineage, content_version, same_name_lineage, table_metadata
+from crime_pipeline.deploy_tags import PER_FILE, TABLE
 from crime_pipeline.lib.atomic import publish, reject, rejected_path, staged_path, write_json, write_parquet
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.lake import record_validated, split_by_status
@@ -53,6 +54,7 @@ def ingestion_time(entry: dict) -> pd.Timestamp:
         ),
     ],
     partitions_def=incoming_files,
+    op_tags=PER_FILE,
     check_specs=[
         dg.AssetCheckSpec(
             "rows_accounted_for",
@@ -142,6 +144,7 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
     code_version="3",
     automation_condition=MERGE_WHEN_ANY_FILE_CHANGES,
     freshness_policy=freshness_after_pull(),
+    op_tags=TABLE,
     check_specs=[
         dg.AssetCheckSpec("accounting_reconciles", asset="incidents", blocking=True,
                           description="For every file: records counted at ingestion = rows kept in the staged "
