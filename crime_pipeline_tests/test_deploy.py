@@ -73,7 +73,7 @@ def test_only_the_mlp_steps_ask_for_a_gpu_and_every_step_for_cpu_and_memory(k8s_
         spec = job.spec.template.spec
         resources = spec.containers[0].resources
         requests, limits = resources.requests or {}, resources.limits or {}
-        assert {"cpu", "memory"} <= set(requests), key
+        assert {"cpu", "memory"} <= set(requests), f"{key}: give its decorator op_tags from crime_pipeline/deploy_tags.py"
         assert parse_quantity(limits["memory"]) >= parse_quantity(requests["memory"]), key
         if key in MLP_STEPS:
             assert pool == "gpu", key
