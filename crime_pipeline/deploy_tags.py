@@ -6,8 +6,9 @@ reads that pod's settings from the step's `dagster-k8s/config` op tag
 one of the dicts below as `op_tags`; the other executors ignore the tag.
 
 Sizes: the whole pipeline at 322,000 rows peaks at about 2 GB resident in one process (README), so
-each step requests that much or less and may burst to the limit. A bigger data set needs bigger
-numbers here and nowhere else (the scale benchmark's per-stage peaks say how much).
+no step requests more than that, except the MLPs (a CUDA process carries its runtime too); each may
+burst to its limit. A bigger data set needs bigger numbers here and nowhere else (the scale
+benchmark's per-stage peaks say how much).
 """
 
 from __future__ import annotations
