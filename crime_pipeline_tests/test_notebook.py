@@ -220,6 +220,15 @@ def test_sentences_without_noon_flag_or_enough_rows():
     assert explore.monthly_trend_sentence(gap) == (
         "Monthly trend: 3 incidents over 3 months (2021-01 to 2021-03); the busiest month was 2021-03 with 2, "
         "the quietest 2021-02 with 0.")
+    # Two years and more: the last 12 months against the first 12, in words that fit the size.
+    def year_on_year(first: int, last: int) -> str:
+        stamps = ["2019-01-15"] * first + ["2020-06-15"] + ["2021-12-15"] * last
+        rows = pd.DataFrame({"label": "Theft", "incident_datetime": pd.to_datetime(stamps)})
+        return explore.monthly_trend_sentence(rows).split("; the last 12 months have ")[-1]
+
+    assert year_on_year(4, 3) == "25.0% fewer incidents than the first 12 (3 against 4)."
+    assert year_on_year(4, 6) == "50.0% more incidents than the first 12 (6 against 4)."
+    assert year_on_year(2, 9) == "4.5 times as many incidents as the first 12 (9 against 2)."
     flagged = frame.assign(time_defaulted_noon=[True] * 5 + [False] * (len(frame) - 5))
     assert "of 135 incidents" in explore.hour_weekday_sentence(flagged)
     assert "(5 incidents at exactly 12:00:00" in explore.hour_weekday_sentence(flagged)

@@ -132,7 +132,10 @@ def _trend(rows: pd.DataFrame) -> str:
             f"{quietest} with {monthly[quietest]:,}")
     if len(monthly) >= 24:
         first, last = int(monthly.iloc[:12].sum()), int(monthly.iloc[-12:].sum())
-        if first:
+        if last >= 2 * first:  # "90.0 times as many", not "8900.0% more" (first > 0: months start with one)
+            text += (f"; the last 12 months have {last / first:.1f} times as many incidents as the first 12 "
+                     f"({last:,} against {first:,})")
+        else:
             change = last / first - 1
             text += (f"; the last 12 months have {abs(change):.1%} {'more' if change >= 0 else 'fewer'} "
                      f"incidents than the first 12 ({last:,} against {first:,})")
