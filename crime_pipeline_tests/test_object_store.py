@@ -27,7 +27,7 @@ from crime_pipeline.lib import storage
 from crime_pipeline.lib.atomic import (publish, read_parquet, remove_stale_temp_files, staged_path, write_bytes,
                                        write_parquet)
 from crime_pipeline.lib.faults import FAULT_ENV
-from crime_pipeline.lib.lake import LakeLayout, ingested, partition_key_for, record_generated
+from crime_pipeline.lib.lake import LakeLayout, ingested, partition_key_for, record_generated, scan_incoming
 from crime_pipeline.resources import LakeResource
 from crime_pipeline_tests.conftest import API_SAMPLE, Pipeline
 from crime_pipeline_tests.s3_server import CREDENTIALS, s3_server
@@ -167,7 +167,7 @@ for i in range(n):
 
 
 def test_two_processes_updating_the_ledger_lose_no_entry(s3_lake):
-    n = 25
+    n = 20
     writers = [subprocess.Popen([sys.executable, "-c", LEDGER, str(s3_lake.root), who, str(n)], stderr=subprocess.PIPE,
                                 text=True) for who in ("a", "b")]
     for writer in writers:
@@ -185,6 +185,8 @@ def test_the_sensor_lists_incoming_objects_and_keys_them_by_content(endpoint, s3
     upload_plain(endpoint, s3_lake.incoming / "dropped.csv", real.replace(b"\n", b"\r\n"))  # another export, by hand
     upload_plain(endpoint, s3_lake.incoming / "z_copy.csv", real)  # the same bytes under another name
     upload_plain(endpoint, s3_lake.incoming / "notes.txt", b"not an export")
+    upload_plain(endpoint, s3_lake.incoming / "evil.csv",  # a forged pointer to a published model
+                 b'{"crime_pipeline_pointer": 1, "version": "../../models/mlp.json"}')
     cursor = None
     results = []
     for _ in range(2):
@@ -196,6 +198,9 @@ def test_the_sensor_lists_incoming_objects_and_keys_them_by_content(endpoint, s3
     requests = {r.tags[SOURCE_FILE_TAG]: r.partition_key for r in results[1].run_requests}
     assert requests == {"pulled.csv": partition_key_for(hashlib.sha256(real).hexdigest()),
                         "dropped.csv": partition_key_for(hashlib.sha256(real.replace(b"\n", b"\r\n")).hexdigest())}
+    _, notes = scan_incoming(s3_lake, key_of=lambda path: None)
+    assert ("refused", "not ingesting 'evil.csv': it is a pointer to some other object (perhaps a secret); "
+                       "left untouched") in notes
 
 
 def test_a_bad_url_or_an_unreachable_endpoint_fails_in_one_sentence_naming_it(endpoint, tmp_path, monkeypatch, capsys):

@@ -39,8 +39,8 @@ def incoming_file_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     layout = lake.layout
     from crime_pipeline.orchestrate import reap_dead_runs
 
-    for path in remove_stale_temp_files(layout.root):
-        context.log.info(f"removed {path.name}, left half-written by a killed run")
+    for path in remove_stale_temp_files(layout.root):  # on an object store: versions no pointer names
+        context.log.info(f"removed {path.name}, left half-written by a killed run or superseded")
     reap_dead_runs(context.instance, echo=context.log.warning)
     previous = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, dict] = {}

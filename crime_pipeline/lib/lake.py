@@ -176,6 +176,8 @@ def incoming_refusal(path: Path) -> str | None:
         return "has more than one hard link (it is also some other file); copy it in instead"
     if path.suffix.lower() != ".csv":
         return "is not a .csv file"
+    if remote and not storage.follows_own_pointer(path):  # the object-store kind of link
+        return "is a pointer to some other object (perhaps a secret)"
     return None
 
 

@@ -135,7 +135,8 @@ def _siblings(path) -> list:
 
 def new_version(target) -> Any:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    return target.parent / VERSIONS / family(target.name) / f"{stamp}-{uuid.uuid4().hex[:12]}{target.suffix}"
+    suffix = target.suffix if re.fullmatch(r"\.[A-Za-z0-9]+", target.suffix) else ""
+    return target.parent / VERSIONS / family(target.name) / f"{stamp}-{uuid.uuid4().hex[:12]}{suffix}"
 
 
 def pointer_bytes(target, version) -> bytes:
@@ -177,6 +178,15 @@ def _resolve(path):
     data = path.fs.cat_file(path.path)
     version = _pointed(path, data)
     return (version, None) if version is not None else (path, data)
+
+
+def follows_own_pointer(path) -> bool:
+    """False for an object shaped like a pointer that names anything but one of its own versions."""
+    try:
+        _resolve(path)
+    except LakeError:
+        return False
+    return True
 
 
 def _with_retry(path, read: Callable):
