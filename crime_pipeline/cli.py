@@ -16,9 +16,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from crime_pipeline import synthetic
     from crime_pipeline.lib.lake import LakeLayout, record_generated
     from crime_pipeline.lib.reading import sha256_file
+    from crime_pipeline.lib.storage import lake_path
 
-    layout = LakeLayout(Path(default_lake_root())).ensure()
-    out = Path(args.out) if args.out else layout.incoming / f"buffalo_synthetic_{args.rows}_seed{args.seed}.csv"
+    layout = LakeLayout(lake_path(default_lake_root())).ensure()
+    out = lake_path(args.out) if args.out else layout.incoming / f"buffalo_synthetic_{args.rows}_seed{args.seed}.csv"
     started = time.perf_counter()
     data = synthetic.generate_incidents(args.rows, args.seed)
     synthetic.write_export_csv(data, out)
@@ -41,8 +42,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from crime_pipeline.lib.lake import LakeLayout
     from crime_pipeline.lib.reading import UnreadableFileError
     from crime_pipeline.lib.scoring import csv_safe, score_csv
+    from crime_pipeline.lib.storage import check_reachable, is_remote, lake_path
 
-    layout = LakeLayout(Path(default_lake_root()))
+    layout = LakeLayout(lake_path(default_lake_root()))
+    if is_remote(layout.root):
+        check_reachable(layout.root)
     try:
         scored = score_csv(Path(args.input), args.model, layout.models)
         write_text(args.out, csv_safe(scored.predictions).to_csv(index=False))
@@ -88,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     args = parser.parse_args(argv)
-    return args.func(args)
+    from crime_pipeline.lib.storage import LakeError
+
+    try:
+        return args.func(args)
+    except LakeError as exc:  # a bad lake URL or an unreachable object store: one sentence, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
 from crime_pipeline.lib.atomic import pid_alive, remove_stale_temp_files
 from crime_pipeline.lib.lake import ingested, partition_key_for, scan_incoming, unvalidated_files, validated_files
 from crime_pipeline.lib.reading import sha256_file
+from crime_pipeline.lib.storage import is_remote
 
 PER_FILE_ASSETS = ("raw_incidents", "validated_incidents", "incident_quarantine")
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -130,8 +131,13 @@ def run_pipeline(
     tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
     started = time.perf_counter()
 
-    for path in remove_stale_temp_files(layout.root):
-        echo(f"removed {path.relative_to(layout.root)}, left half-written by a killed run")
+    removed = remove_stale_temp_files(layout.root)
+    if is_remote(layout.root):  # versions no pointer names: superseded, or a killed writer's
+        if removed:
+            echo(f"removed {len(removed)} unpublished or superseded versions from the object store")
+    else:
+        for path in removed:
+            echo(f"removed {path.relative_to(layout.root)}, left half-written by a killed run")
     reap_dead_runs(instance, echo)
     new, notes = scan_incoming(layout, key_of=lambda path: partition_key_for(sha256_file(path)))
     for _, note in notes:

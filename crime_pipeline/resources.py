@@ -1,4 +1,4 @@
-"""Resources: one per outside thing (the lake on disk, the torch device)."""
+"""Resources: one per outside thing (the lake on disk or object storage, the torch device)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import dagster as dg
 from pydantic import Field
 
 from crime_pipeline.lib.lake import LakeLayout
+from crime_pipeline.lib.storage import lake_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_lake_root() -> str:
-    """`CRIME_PIPELINE_LAKE`, else `data_lake/` next to the project (else in the working directory)."""
+    """`CRIME_PIPELINE_LAKE` (a folder or an s3:// URL), else `data_lake/` next to the project (else in
+    the working directory)."""
     if os.environ.get("CRIME_PIPELINE_LAKE"):
         return os.environ["CRIME_PIPELINE_LAKE"]
     base = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
@@ -22,13 +24,14 @@ def default_lake_root() -> str:
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The data lake on local disk: raw files, Parquet tables, quarantine, models and reports."""
+    """The data lake: raw files, Parquet tables, quarantine, models and reports, in a local folder
+    or under an s3:// URL (endpoint from CRIME_PIPELINE_S3_ENDPOINT, credentials from the AWS variables)."""
 
-    root: str
+    root: str = Field(description="A local folder or s3://bucket/prefix.")
 
     @property
     def layout(self) -> LakeLayout:
-        return LakeLayout(Path(self.root)).ensure()
+        return LakeLayout(lake_path(self.root)).ensure()
 
 
 class TorchDeviceResource(dg.ConfigurableResource):

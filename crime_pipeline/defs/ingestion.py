@@ -19,6 +19,7 @@ from crime_pipeline.lib.lake import (
 )
 from crime_pipeline.lib.quality import count_csv_records
 from crime_pipeline.lib.reading import read_raw_csv
+from crime_pipeline.lib.storage import exists, listdir, read_bytes
 from crime_pipeline.resources import LakeResource
 
 incoming_files = dg.DynamicPartitionsDefinition(name="incoming_files")
@@ -30,11 +31,11 @@ def locate_incoming(layout: LakeLayout, key: str, hint: str | None = None) -> tu
     known = ingested(layout).get(key)
     names = [n for n in (hint, known and known["file"]) if n]
     candidates = [layout.incoming / Path(n).name for n in names]  # a name, never a path out of the folder
-    candidates += sorted(layout.incoming.iterdir()) if layout.incoming.exists() else []
+    candidates += listdir(layout.incoming)
     for path in candidates:
-        if not path.exists() or incoming_refusal(path) is not None:
+        if not exists(path) or incoming_refusal(path) is not None:
             continue
-        data = path.read_bytes()
+        data = read_bytes(path)
         digest = hashlib.sha256(data).hexdigest()
         if partition_key_for(digest) == key:
             return path, data, digest

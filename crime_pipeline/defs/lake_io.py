@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import dagster as dg
 import pandas as pd
 
-from crime_pipeline.lib.atomic import read_parquet
+from crime_pipeline.lib import storage
+from crime_pipeline.lib.atomic import parquet_metadata, read_parquet
 from crime_pipeline.lib.catalog import producers_of
 from crime_pipeline.lib.lake import LakeLayout
 from crime_pipeline.resources import LakeResource
@@ -34,7 +35,7 @@ class DeclaredReads:
 
     def path(self, path: Path) -> Path:
         """The path itself, once checked and recorded (for readers of their own, e.g. Parquet metadata)."""
-        relative = Path(path).resolve().relative_to(self.layout.root.resolve()).as_posix()
+        relative = storage.relative(path, self.layout.root)
         producers = producers_of(relative)
         if not producers & self.allowed:
             raise UndeclaredReadError(
@@ -43,22 +44,31 @@ class DeclaredReads:
             )
         if relative not in self.reads:
             self.reads.append(relative)
-        return Path(path)
+        return path
 
     def exists(self, path: Path) -> bool:
-        return self.path(path).exists()
+        return storage.exists(self.path(path))
 
     def parquet(self, path: Path) -> pd.DataFrame:
         return read_parquet(self.path(path))
 
+    def parquet_metadata(self, path: Path):
+        """The Parquet footer (row count, schema) without reading the data."""
+        return parquet_metadata(self.path(path))
+
+    def open(self, path: Path) -> BinaryIO:
+        """A binary file object, for readers of their own (e.g. `pq.ParquetFile(reads.open(p))`);
+        on an object store a plain path cannot be opened directly."""
+        return storage.open_read(self.path(path))
+
     def json(self, path: Path, default: Any = None) -> Any:
         path = self.path(path)
-        if not path.exists() and default is not None:
+        if default is not None and not storage.exists(path):
             return default
-        return json.loads(path.read_text())
+        return json.loads(storage.read_bytes(path))
 
     def bytes(self, path: Path) -> bytes:
-        return self.path(path).read_bytes()
+        return storage.read_bytes(self.path(path))
 
     def metadata(self) -> dict:
         return {"lake/reads": dg.MetadataValue.json(self.reads)}

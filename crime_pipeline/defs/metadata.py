@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hashlib
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+
+from crime_pipeline.lib.storage import open_read
 
 _TYPE_NAMES = {"b": "bool", "i": "int", "u": "int", "f": "float", "M": "datetime", "O": "string"}
 
@@ -51,7 +52,7 @@ def content_version(*paths: Path) -> dg.DataVersion:
     stale only when those bytes change (a rebuild that yields the same table changes nothing)."""
     digest = hashlib.sha256()
     for path in paths:
-        with open(path, "rb") as fh:
+        with open_read(path) as fh:
             while block := fh.read(1 << 20):
                 digest.update(block)
     return dg.DataVersion(digest.hexdigest()[:16])

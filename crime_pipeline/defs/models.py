@@ -17,6 +17,7 @@ from crime_pipeline.deploy_tags import CPU_TRAINING, GPU_TRAINING
 from crime_pipeline.lib.artifacts import predict_proba, save_model
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.mlp import MLPSettings, train_mlp
+from crime_pipeline.lib.storage import read_bytes
 from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
@@ -40,7 +41,7 @@ def _finish(context, lake: LakeResource, reads: DeclaredReads, kind: str, model,
             **(extra or {})}
     path = save_model(lake.layout.model_candidates, kind, model, meta)
     context.log.info(f"{kind}: {metrics}")
-    weights = json.loads(path.read_text())["weights_sha256"]
+    weights = json.loads(read_bytes(path))["weights_sha256"]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(weights[:16]),
         metadata={**metrics, "candidate": dg.MetadataValue.path(str(path)), "data_version": info["data_version"],

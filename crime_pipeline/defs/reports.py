@@ -25,6 +25,7 @@ from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.features import FEATURE_COLUMNS
 from crime_pipeline.lib.lake import LakeLayout, read_json
 from crime_pipeline.lib.report import render_report
+from crime_pipeline.lib.storage import exists, read_bytes
 from crime_pipeline.lib.training import matrices
 from crime_pipeline.resources import LakeResource
 
@@ -201,7 +202,7 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
         metadata={
             "folder": dg.MetadataValue.path(str(layout.report_file(""))),
             **{path.stem: dg.MetadataValue.md(
-                f"![{caption}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})\n\n{caption}")
+                f"![{caption}](data:image/png;base64,{base64.b64encode(read_bytes(path)).decode()})\n\n{caption}")
                for path, caption in figure_list(layout, written)},
             **reads.metadata(),
         }
@@ -212,7 +213,7 @@ def figure_list(layout: LakeLayout, figure_captions: dict[str, str]) -> list:
     """Every figure with its caption, in the order the report shows them."""
     names = [f"confusion_{k}.png" for k in KINDS] + list(FIGURE_ORDER)
     return [(layout.report_file(n), figure_captions[n]) for n in names
-            if n in figure_captions and layout.report_file(n).exists()]
+            if n in figure_captions and exists(layout.report_file(n))]
 
 
 def quarantine_examples(reads, files: list[dict], limit: int = 15) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
 from crime_pipeline.lib.atomic import remove_stale_temp_files
 from crime_pipeline.lib.lake import partition_key_for, scan_incoming
 from crime_pipeline.lib.reading import sha256_file
+from crime_pipeline.lib.storage import fingerprint
 from crime_pipeline.resources import LakeResource
 
 # Sensors run by default; CRIME_PIPELINE_SENSORS=stopped starts them off (to drive runs by hand or in tests).
@@ -38,20 +39,19 @@ def incoming_file_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     layout = lake.layout
     from crime_pipeline.orchestrate import reap_dead_runs
 
-    for path in remove_stale_temp_files(layout.root):
-        context.log.info(f"removed {path.name}, left half-written by a killed run")
+    for path in remove_stale_temp_files(layout.root):  # on an object store: versions no pointer names
+        context.log.info(f"removed {path.name}, left half-written by a killed run or superseded")
     reap_dead_runs(context.instance, echo=context.log.warning)
     previous = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, dict] = {}
 
     def stable_key(path) -> str | None:
         """The partition key once size and mtime match the last tick (hash cached in the cursor)."""
-        stat = path.stat()
-        entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        entry = fingerprint(path)  # size and mtime; size and ETag on an object store
         before = previous.get(path.name, {})
         seen[path.name] = entry
-        if (before.get("size"), before.get("mtime_ns")) != (entry["size"], entry["mtime_ns"]):
-            context.log.info(f"{path.name}: new or still changing ({stat.st_size} bytes); waiting one tick")
+        if {k: before.get(k) for k in entry} != entry:
+            context.log.info(f"{path.name}: new or still changing ({entry['size']} bytes); waiting one tick")
             return None
         entry["key"] = before.get("key") or partition_key_for(sha256_file(path))
         return entry["key"]

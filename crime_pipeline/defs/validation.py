@@ -9,7 +9,6 @@ to where readers look. A failed check keeps the previous published version and t
 import dagster as dg
 import pandas as pd
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from crime_pipeline.defs.automation_conditions import MERGE_WHEN_ANY_FILE_CHANGES, REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.ingestion import incoming_files, raw_incidents
@@ -17,7 +16,8 @@ from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.defs.metadata import column_lineage, content_version, same_name_lineage, table_metadata
 from crime_pipeline.deploy_tags import PER_FILE, TABLE
-from crime_pipeline.lib.atomic import publish, reject, rejected_path, staged_path, write_json, write_parquet
+from crime_pipeline.lib.atomic import (parquet_metadata, publish, read_table, reject, rejected_path, staged_path,
+                                       write_json, write_parquet)
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.lake import record_validated, split_by_status
 from crime_pipeline.lib.quality import accounting_problems, quality_report
@@ -86,8 +86,8 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
     write_parquet(staged_path(outputs[0]), result.valid)
     write_parquet(staged_path(outputs[1]), result.quarantine)
     write_json(staged_path(outputs[2]), summary)
-    staged_valid = pq.ParquetFile(staged_path(outputs[0])).metadata.num_rows
-    staged_quarantine = pq.ParquetFile(staged_path(outputs[1])).metadata.num_rows
+    staged_valid = parquet_metadata(staged_path(outputs[0])).num_rows
+    staged_quarantine = parquet_metadata(staged_path(outputs[1])).num_rows
     counted = entry.get("records_counted")
     balanced = staged_valid + staged_quarantine == counted
     if balanced:
@@ -186,9 +186,9 @@ def incidents(context: dg.AssetExecutionContext, lake: LakeResource):
 
     # Evidence from outside the merge: the ledger's independent counts, the published quarantine
     # tables' own row counts, and the staged table read back from disk.
-    staged = pq.read_table(staged_path(target), columns=["case_number", "partition_key"])
+    staged = read_table(staged_path(target), columns=["case_number", "partition_key"])
     kept_per_file = staged.column("partition_key").to_pandas().value_counts().to_dict()
-    quarantined = {k: pq.ParquetFile(reads.path(layout.quarantine_table(k))).metadata.num_rows for k in done}
+    quarantined = {k: reads.parquet_metadata(layout.quarantine_table(k)).num_rows for k in done}
     problems = accounting_problems(done, kept_per_file, quarantined, superseded["partition_key"].value_counts().to_dict())
     duplicates = len(staged) - len(pc.unique(staged.column("case_number")))
     passed = not problems and duplicates == 0

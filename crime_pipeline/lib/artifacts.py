@@ -23,6 +23,7 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
+from crime_pipeline.lib import storage
 from crime_pipeline.lib.atomic import write_bytes, write_json
 from crime_pipeline.lib.mlp import CrimeMLP
 from crime_pipeline.lib.mlp import predict_proba as mlp_predict_proba
@@ -60,9 +61,9 @@ def save_model(folder: Path, kind: str, model, metadata: dict) -> Path:
     write_bytes(weights, data)
     meta_path = write_json(folder / f"{kind}.json", {**metadata, "kind": kind, "weights_file": weights.name,
                                                      "weights_sha256": digest})
-    for old in folder.glob(f"{kind}-*.{_SUFFIX[kind]}"):
-        if old != weights:
-            old.unlink()
+    for old in storage.glob(folder, f"{kind}-*.{_SUFFIX[kind]}"):
+        if old.name != weights.name:
+            storage.remove(old)
     return meta_path
 
 
@@ -91,10 +92,10 @@ def _read_metadata(meta_path: Path, kind: str) -> dict:
     def bad(problem: str) -> ArtifactError:
         return ArtifactError(f"{meta_path} {problem}; retrain with the {kind}_model asset or restore the file")
 
-    if not meta_path.is_file():
+    if not storage.is_file(meta_path):
         raise bad("is not a regular file")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(storage.read_bytes(meta_path).decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise bad(f"is not UTF-8 text (byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
@@ -140,16 +141,16 @@ def load_model(folder: Path, kind: str):
     if kind not in KINDS:
         raise ArtifactError(f"unknown model kind {kind!r}: one of {', '.join(KINDS)}")
     meta_path = folder / f"{kind}.json"
-    if not meta_path.exists():
+    if not storage.exists(meta_path):
         raise ArtifactError(f"no {kind} model in {folder}: materialize the {kind}_model asset first")
     meta = _read_metadata(meta_path, kind)
     weights = folder / Path(meta["weights_file"]).name  # never follow a path out of the folder
-    if not weights.exists():
+    if not storage.exists(weights):
         raise ArtifactError(f"{weights} is missing (named by {meta_path.name})")
-    if not weights.is_file():
+    if not storage.is_file(weights):
         raise ArtifactError(f"{weights} (named by {meta_path.name}) is not a regular file")
     try:
-        data = weights.read_bytes()
+        data = storage.read_bytes(weights)
     except OSError as exc:
         raise ArtifactError(f"{weights} (named by {meta_path.name}) could not be read ({exc.strerror or exc})") from exc
     if hashlib.sha256(data).hexdigest() != meta["weights_sha256"]:
@@ -177,11 +178,11 @@ def predict_proba(kind: str, model, x: np.ndarray, n_classes: int) -> np.ndarray
 def publish_model(candidates: Path, published: Path, kind: str, extra: dict) -> Path:
     """Copy an audited candidate into the published folder: weights first, then the JSON (with
     `extra`, e.g. the evaluation that passed), so a reader never sees a JSON without its weights."""
-    meta = json.loads((candidates / f"{kind}.json").read_text())
+    meta = json.loads(storage.read_bytes(candidates / f"{kind}.json"))
     weights = published / Path(meta["weights_file"]).name
-    write_bytes(weights, (candidates / weights.name).read_bytes())
+    write_bytes(weights, storage.read_bytes(candidates / weights.name))
     path = write_json(published / f"{kind}.json", {**meta, **extra})
-    for old in published.glob(f"{kind}-*.{_SUFFIX[kind]}"):
-        if old != weights:
-            old.unlink()
+    for old in storage.glob(published, f"{kind}-*.{_SUFFIX[kind]}"):
+        if old.name != weights.name:
+            storage.remove(old)
     return path

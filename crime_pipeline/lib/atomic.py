@@ -3,6 +3,9 @@
 A crash mid-write leaves the previous good file in place, never half a file. Temporary names
 carry the writer's pid, so `remove_stale_temp_files` can clear what a killed writer left behind
 without touching a live writer's file.
+
+On an object store (an s3:// lake, lib/storage.py) the same functions write the bytes under a new
+version key and publish by a pointer PUT; `publish` and `reject` move pointers, not data.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crime_pipeline.lib import storage
 from crime_pipeline.lib.faults import fault_point
 
 _TEMP_NAME = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
@@ -26,8 +30,13 @@ _TEMP_NAME = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; rename it onto `target` if the block succeeds."""
-    target = Path(target)
+    """Yield a temporary path next to `target`; rename it onto `target` if the block succeeds.
+    (On an object store: a local temporary file, uploaded as a new version, then the pointer.)"""
+    target = storage.lake_path(target)
+    if storage.is_remote(target):
+        with _remote_atomic_path(target) as tmp:
+            yield tmp
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.pid{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -43,10 +52,37 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def _remote_atomic_path(target) -> Iterator[Path]:
+    fd, tmp = tempfile.mkstemp(prefix=f"crime_pipeline.{target.name}.pid{os.getpid()}.", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        _publish_version(target, lambda: storage.upload_version(target, local_file=str(tmp_path)))
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _publish_version(target, upload) -> None:
+    version = upload()
+    try:
+        fault_point(f"write:{target.name}")  # the crash tests stop here: version uploaded, pointer not yet
+        storage.put_pointer(target, version)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            target.fs.rm_file(version.path)
+        raise
+
+
 def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
+    target = storage.lake_path(target)
+    if storage.is_remote(target):  # no temporary file: the bytes go straight into a new version
+        _publish_version(target, lambda: storage.upload_version(target, data=data))
+        return target
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
-    return Path(target)
+    return target
 
 
 def write_text(target: str | os.PathLike, text: str) -> Path:
@@ -62,35 +98,59 @@ def write_parquet(target: str | os.PathLike, frame: pd.DataFrame) -> Path:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp, write_page_checksum=True, compression="zstd")
-    return Path(target)
+    return storage.lake_path(target)
+
+
+def read_table(source: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """Read Parquet as an Arrow table verifying page checksums, so a flipped byte fails loudly."""
+    source = storage.lake_path(source)
+    if not storage.is_remote(source):
+        return pq.read_table(source, columns=columns, page_checksum_verification=True)
+    with storage.open_read(source) as fh:
+        return pq.read_table(fh, columns=columns, page_checksum_verification=True)
 
 
 def read_parquet(source: str | os.PathLike) -> pd.DataFrame:
     """Read Parquet verifying page checksums, so a flipped byte fails loudly."""
-    return pq.read_table(source, page_checksum_verification=True).to_pandas()
+    return read_table(source).to_pandas()
+
+
+def parquet_metadata(source: str | os.PathLike) -> pq.FileMetaData:
+    """A Parquet file's footer (row count, schema) without reading its data."""
+    with storage.open_read(storage.lake_path(source)) as fh:
+        return pq.ParquetFile(fh).metadata
 
 
 def staged_path(target: str | os.PathLike) -> Path:
     """Where a file is written before its checks run: beside the target, so publishing is a rename."""
-    target = Path(target)
+    target = storage.lake_path(target)
     return target.with_name(f"{target.stem}.staged{target.suffix}")
 
 
 def rejected_path(target: str | os.PathLike) -> Path:
-    target = Path(target)
+    target = storage.lake_path(target)
     return target.with_name(f"{target.stem}.rejected{target.suffix}")
 
 
 def publish(target: str | os.PathLike) -> Path:
-    """Make the staged version of `target` the one readers see (an atomic rename)."""
-    fault_point(f"publish:{Path(target).name}")
-    os.replace(staged_path(target), target)
-    return Path(target)
+    """Make the staged version of `target` the one readers see (an atomic rename; on an object
+    store, one PUT of the target's pointer naming the staged version)."""
+    target = storage.lake_path(target)
+    fault_point(f"publish:{target.name}")
+    if storage.is_remote(target):
+        storage.move_pointer(staged_path(target), target)
+    else:
+        os.replace(staged_path(target), target)
+    return target
 
 
 def reject(target: str | os.PathLike) -> Path:
     """Keep a staged version that failed its checks for inspection; readers keep the previous one."""
-    os.replace(staged_path(target), rejected_path(target))
+    target = storage.lake_path(target)
+    if storage.is_remote(target):
+        storage.move_pointer(staged_path(target), rejected_path(target))
+    else:
+        os.replace(staged_path(target), rejected_path(target))
     return rejected_path(target)
 
 
@@ -105,8 +165,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temp_files(root: str | os.PathLike) -> list[Path]:
-    """Delete temporary files under `root` whose writing process is gone; return what was removed."""
+def remove_stale_temp_files(root: str | os.PathLike, grace_seconds: float = storage.STALE_VERSION_SECONDS) -> list[Path]:
+    """Delete temporary files under `root` whose writing process is gone; return what was removed.
+    On an object store: versions no pointer names, older than `grace_seconds` (storage.sweep_versions)."""
+    root = storage.lake_path(root)
+    if storage.is_remote(root):
+        return storage.sweep_versions(root, grace_seconds)
     removed = []
     for path in Path(root).rglob(".*.tmp"):
         match = _TEMP_NAME.match(path.name)

@@ -4,19 +4,19 @@ The ledger (`ledger/ingested.json`) records every file ingested, by content hash
 ingested once however often it is dropped in, renamed, or whatever happens to DAGSTER_HOME. A file
 is done only when its validation is published (status `validated`); until then (status `read`:
 raw table written, validation not yet published, e.g. after a crash) every run retries it.
+Its updates never lose a concurrent writer's entry: an fcntl lock on a local lake, a conditional
+PUT retried on conflict on an object store (lib/storage.update_json).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, NamedTuple
 
-from crime_pipeline.lib.atomic import write_json
+from crime_pipeline.lib import storage
 
 PARTITION_KEY_LENGTH = 16  # hex digits of the file's SHA-256 used as its partition key
 
@@ -75,28 +75,19 @@ class LakeLayout:
         return self.root / "reports" / name
 
     def ensure(self) -> "LakeLayout":
+        if storage.is_remote(self.root):  # no folders on an object store; fail early if unreachable
+            storage.check_reachable(self.root)
+            return self
         for folder in (self.incoming, self.root / "lake", self.root / "quarantine", self.root / "models",
                        self.root / "reports", self.ledger.parent):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of a small JSON file across processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def read_json(path: Path, default: dict) -> dict:
-    if not path.exists():
+    if not storage.exists(path):
         return default
-    return json.loads(path.read_text())
+    return json.loads(storage.read_bytes(path))
 
 
 VALIDATED = "validated"
@@ -126,12 +117,12 @@ def unvalidated_files(layout: LakeLayout) -> dict[str, dict]:
 
 
 def _update_entry(layout: LakeLayout, key: str, update) -> dict:
-    with _locked(layout.ledger):
-        ledger = read_json(layout.ledger, {"files": {}})
+    def apply(ledger: dict) -> dict:
         files = ledger["files"]
         files[key] = update(files.get(key), files)
-        write_json(layout.ledger, ledger)
-        return files[key]
+        return ledger
+
+    return storage.update_json(layout.ledger, apply, {"files": {}})["files"][key]
 
 
 def record_ingested(layout: LakeLayout, key: str, entry: dict) -> dict:
@@ -160,10 +151,11 @@ def record_validated(layout: LakeLayout, key: str, counts: dict) -> dict:
 
 def record_generated(layout: LakeLayout, sha256: str, info: dict) -> None:
     """Remember that a file came from the built-in generator (enables the Bayes limit)."""
-    with _locked(layout.generated_manifest):
-        manifest = read_json(layout.generated_manifest, {"files": {}})
+    def apply(manifest: dict) -> dict:
         manifest["files"][partition_key_for(sha256)] = {"sha256": sha256, **info}
-        write_json(layout.generated_manifest, manifest)
+        return manifest
+
+    storage.update_json(layout.generated_manifest, apply, {"files": {}})
 
 
 def generated_files(layout: LakeLayout) -> dict[str, dict]:
@@ -173,16 +165,19 @@ def generated_files(layout: LakeLayout) -> dict[str, dict]:
 def incoming_refusal(path: Path) -> str | None:
     """Why an entry of the incoming folder must not be ingested, or None when it may be."""
     name = path.name
-    if path.is_symlink():
+    remote = storage.is_remote(path)  # an object store has no links
+    if not remote and path.is_symlink():
         return "is a symbolic link"
     if name.startswith(".") or "/" in name or "\\" in name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         return "has an unsafe name (path separators, control characters or a leading dot)"
-    if not path.is_file():
+    if not storage.is_file(path):
         return "is not a regular file"
-    if path.lstat().st_nlink > 1:  # another name for some other file (a hard link), perhaps a secret
+    if not remote and path.lstat().st_nlink > 1:  # another name for some other file (a hard link), perhaps a secret
         return "has more than one hard link (it is also some other file); copy it in instead"
     if path.suffix.lower() != ".csv":
         return "is not a .csv file"
+    if remote and not storage.follows_own_pointer(path):  # the object-store kind of link
+        return "is a pointer to some other object (perhaps a secret)"
     return None
 
 
@@ -201,7 +196,7 @@ def scan_incoming(layout: LakeLayout, key_of: Callable[[Path], str | None]) -> t
     done, unfinished = split_by_status(ingested(layout))
     new: dict[str, NewFile] = {}
     notes: list[tuple[str, str]] = []
-    for path in sorted(layout.incoming.iterdir()):
+    for path in storage.listdir(layout.incoming):
         refusal = incoming_refusal(path)
         if refusal:
             notes.append(("refused", f"not ingesting {path.name!r}: it {refusal}; left untouched"))

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from crime_pipeline.lib.columns import canonical_names, missing_required
+from crime_pipeline.lib.storage import lake_path, open_read, read_bytes
 
 DELIMITERS = (",", ";", "\t", "|")
 
@@ -51,7 +52,7 @@ class RawRead:
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_read(lake_path(path)) as fh:  # a lake file, local or on an object store
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -118,9 +119,9 @@ def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
 
     Whatever the bytes, the only exception is UnreadableFileError, and its message names the file.
     """
-    path = Path(path)
+    path = lake_path(path)
     try:
-        return _read_raw_csv(path.name, path.read_bytes() if data is None else data)
+        return _read_raw_csv(path.name, read_bytes(path) if data is None else data)
     except UnreadableFileError:
         raise
     except Exception as exc:  # weird input must never surface as a bare traceback naming no file

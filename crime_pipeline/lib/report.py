@@ -16,6 +16,7 @@ from crime_pipeline.lib.captions import real_data_note
 
 from crime_pipeline.lib.evaluation import HEADLINE
 from crime_pipeline.lib.seed_method import comparison_rows
+from crime_pipeline.lib.storage import read_bytes
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -120,7 +121,7 @@ def seed_section(seed: dict, evaluation: dict | None) -> str:
 
 
 def _figure(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    data = base64.b64encode(read_bytes(path)).decode("ascii")
     return (f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{esc(caption)}</figcaption></figure>")
 
