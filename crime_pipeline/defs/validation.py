@@ -17,10 +17,11 @@ from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.defs.metadata import column_lineage, content_version, same_name_lineage, table_metadata
 from crime_pipeline.lib.atomic import publish, reject, rejected_path, staged_path, write_json, write_parquet
+from crime_pipeline.lib.cities import DEFAULT_CITY
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.lake import record_validated, split_by_status
 from crime_pipeline.lib.quality import accounting_problems, quality_report
-from crime_pipeline.lib.validation import RULES, local_time, supersede, validate_incidents
+from crime_pipeline.lib.validation import RULES, city_of, local_time, supersede, validate_incidents
 from crime_pipeline.resources import LakeResource
 
 
@@ -102,7 +103,7 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
         f"{len(result.quarantine)} quarantined {result.by_rule}"
     )
     lineage = same_name_lineage(result.valid, "raw_incidents", raw.columns) | {
-        "label": [("raw_incidents", "parent_incident_type")],
+        "label": [("raw_incidents", city_of(raw).label_column)],
         "latitude": [("raw_incidents", "latitude"), ("raw_incidents", "location")],
         "longitude": [("raw_incidents", "longitude"), ("raw_incidents", "location")],
         "hour_of_day_reported": [("raw_incidents", "hour_of_day")],
@@ -176,6 +177,7 @@ def incidents(context: dg.AssetExecutionContext, lake: LakeResource):
                             kept["partition_key"].value_counts().to_dict())
     report["pending_files"] = [{"partition_key": k, "file": e["file"], "status": e.get("status")} for k, e in pending.items()]
     report["generator_versions"] = {k: e.get("generator_version") for k, e in ledger["files"].items()}
+    report["file_cities"] = {k: e.get("city", DEFAULT_CITY) for k, e in ledger["files"].items()}
     target, quality_path = layout.table("incidents"), layout.report_file("data_quality.json")
     write_parquet(staged_path(target), kept)
     write_json(staged_path(quality_path), report)
