@@ -1,4 +1,9 @@
-"""The built-in data set: Buffalo-like crime incidents whose true class probabilities are known.
+"""The built-in data set: crime incidents whose true class probabilities are known, for any city.
+
+Each city's parameters (classes and their shares and time profiles, box, hotspots, export layout)
+come from its profile (cities/<city>.yaml); `generate_incidents(..., city=)`, `posterior(..., city=)`
+and `generator_version(city)` take the city, the default Buffalo when omitted. The module-level
+constants (`PRIORS`, `HOTSPOTS`, `MODEL`, `GENERATOR_VERSION`, ...) are Buffalo's.
 
 Generating model (fixed parameters, drawn once from `MODEL_SEED`; the data seed only draws rows):
 

@@ -142,6 +142,9 @@ def test_each_layout_is_assigned_to_its_city_by_its_header():
     assert read_raw_csv(API_SAMPLE).city == "buffalo"  # the real API layout (snake_case)
     minimal = b"case_number,incident_datetime,parent_incident_type,latitude,longitude\n1,01/04/2019 10:00:00 AM,Theft,42.9,-78.85\n"
     assert read_raw_csv("m.csv", minimal).city == "buffalo"
+    # Both profiles fit a Chicago export that also carries Buffalo's required columns: the signature decides.
+    both = chicago.assign(**{"Parent Incident Type": "Theft", "Incident Datetime": chicago["Date"]})
+    assert read_raw_csv("both.csv", both.to_csv(index=False).encode()).city == "chicago"
 
 
 def test_a_header_fitting_no_city_names_the_closest_profile_and_what_it_misses():
@@ -280,3 +283,32 @@ def test_two_cities_in_one_lake_give_two_sets_of_models_and_one_comparison(defs,
     assert {f"p_{c.lower().replace(' ', '_')}" for c in get_profile("chicago").class_names} <= set(scored.columns)
     assert main(["predict", "--model", "gbdt", "--city", "buffalo", "--input", str(sample), "--out",
                  str(tmp_path / "q.csv")]) == 1  # a Chicago export is no Buffalo export
+
+
+def test_classes_absent_from_a_citys_data_are_handled():
+    """Chicago rows of three classes only: features, split, training and evaluation keep the city's
+    nine classes, the absent ones with no recall, and nothing crashes."""
+    from crime_pipeline.lib.artifacts import predict_proba
+    from crime_pipeline.lib.evaluation import evaluate
+    from crime_pipeline.lib.features import MODEL_FEATURES, build_feature_table
+    from crime_pipeline.lib.splits import fit_minmax, split_per_city
+    from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression
+
+    generated = synthetic.generate_incidents(3000, seed=2, city="chicago")
+    read = read_raw_csv("c.csv", generated.frame.to_csv(index=False).encode())
+    valid = validate_incidents(read.rows, as_of=pd.Timestamp("2026-06-01")).valid
+    kept = ["Theft", "Battery", "Robbery"]
+    incidents = valid[valid["label"].isin(kept)].drop_duplicates("case_number").reset_index(drop=True)
+    table = build_feature_table(incidents)
+    table["split"] = split_per_city(table, "temporal", 0.15, 0.15).to_numpy()
+    classes = list(get_profile("chicago").class_names)
+    assert sorted(table["label_id"].unique()) == sorted(classes.index(c) for c in kept)
+    scaler = fit_minmax(table[table["split"] == "train"], MODEL_FEATURES)
+    train, test = matrices(table, scaler, "train"), matrices(table, scaler, "test")
+    probas = {"baseline": predict_proba("baseline", train_logistic_regression(train, False), test.x, len(classes)),
+              "gbdt": predict_proba("gbdt", train_gbdt(train, False, max_iter=20), test.x, len(classes))}
+    doc = evaluate(test.y, train.y, probas, classes, "temporal")
+    for kind, metrics in doc["models"].items():
+        assert probas[kind].shape == (len(test.y), 9) and np.allclose(probas[kind].sum(axis=1), 1)
+        assert set(metrics["per_class_recall"]) == set(classes)
+        assert all(metrics["per_class_recall"][c] == 0 for c in classes if c not in kept)

@@ -64,8 +64,9 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
 
     Latitude, longitude and the incident datetime feed hour, weekday, month, cyclical encodings,
     distance to downtown, a grid cell and holiday / default-time flags. The label is the parent
-    incident type over the 9 canonical classes; `label_map.json` beside the table fixes the class
-    ids. The table is staged, audited by the leakage check, and published (where models read it)
+    incident type over the city's classes (Buffalo's 9 by default; each row's `city` column names its
+    profile, and `label_id` indexes that city's classes); `label_map.json` beside the table fixes the
+    class ids. The table is staged, audited by the leakage check, and published (where models read it)
     only if the check passes; otherwise the previous table stays and the staged one is kept as
     `incident_features.rejected.parquet`.
     """

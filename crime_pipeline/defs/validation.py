@@ -114,7 +114,7 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
         asset_key="validated_incidents",
         data_version=content_version(served),
         metadata={**table_metadata(result.valid, outputs[0]), "rows_read": result.rows_read, "published": balanced,
-                  "validated_as_of": str(ingestion_time(entry)),
+                  "validated_as_of": str(ingestion_time(entry)), "city": city_of(raw).key,
                   "dagster/column_lineage": column_lineage(lineage),
                   **{f"flag/{k}": v for k, v in result.flags.items()}, **reads.metadata()},
     )

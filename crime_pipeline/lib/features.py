@@ -97,10 +97,11 @@ def build_feature_table(incidents: pd.DataFrame) -> pd.DataFrame:
     """Ids, features and label for every incident; only `SOURCE_COLUMNS` feed the features.
 
     With a `city` column, each city's rows get its own geography and `label_id` is the index in that
-    city's classes; the column is carried at the end (it is no feature).
+    city's classes; the column is carried at the end (it is no feature). A table of the default city
+    alone gets no `city` column: Buffalo's feature table stays what it always was.
     """
     incidents = incidents.reset_index(drop=True)
-    if CITY_COLUMN not in incidents:
+    if CITY_COLUMN not in incidents or set(incidents[CITY_COLUMN].unique()) <= {default_profile().key}:
         return _feature_table(incidents, default_profile())
     parts = [_feature_table(rows, get_profile(city)).set_index(rows.index).assign(city=city)
              for city, rows in incidents.groupby(CITY_COLUMN, sort=False)]
