@@ -69,13 +69,21 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from crime_pipeline import synthetic
+    from crime_pipeline.lib.cities import ProfileError, profiles
+
+    try:
+        cities = sorted(profiles())
+    except ProfileError as exc:  # a bad user profile: one sentence naming the file and the field
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
     parser = argparse.ArgumentParser(prog="crime-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write the built-in synthetic export into the lake")
     gen.add_argument("--rows", type=int, default=synthetic.DEFAULT_ROWS)
     gen.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED)
-    gen.add_argument("--city", default="buffalo", help="city profile whose layout, box and class shares to use")
+    gen.add_argument("--city", default="buffalo", choices=cities,
+                     help="city profile whose layout, box and class shares to use")
     gen.add_argument("--out", help="output CSV (default: data_lake/raw/incoming/<city>_synthetic_<rows>_seed<seed>.csv)")
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize everything missing or stale, for every incoming file")

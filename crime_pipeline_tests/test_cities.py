@@ -48,6 +48,10 @@ def test_buffalo_profile_holds_exactly_the_constants_the_code_had():
     assert validation.DATETIME_FORMATS == ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
     assert validation.LOCAL_TIMEZONE == "America/New_York"
     assert (OpenDataResource().base_url, OpenDataResource().dataset_id) == ("https://data.buffalony.gov", "d6g9-xbgu")
+    from crime_pipeline.lib.soda import SodaSettings, settings_for
+
+    assert settings_for() == SodaSettings("https://data.buffalony.gov", "d6g9-xbgu")
+    assert settings_for("chicago") == SodaSettings("https://data.cityofchicago.org", "ijzp-q8t2")
     assert features.label_map() == {c: i for i, c in enumerate(columns.CLASSES)}
     np.testing.assert_array_equal(synthetic.PRIORS, np.array([44.3, 20.5, 17.9, 9.0, 6.2, 0.75, 0.69, 0.35, 0.33])
                                   / np.array([44.3, 20.5, 17.9, 9.0, 6.2, 0.75, 0.69, 0.35, 0.33]).sum())

@@ -247,7 +247,7 @@ def profile_folders(lake_root: str | Path | None = None) -> list[Path]:
     from crime_pipeline.resources import default_lake_root
 
     roots = [Path(default_lake_root()), *_LAKE_ROOTS] if lake_root is None else [Path(lake_root)]
-    folders += [root / "cities" for root in dict.fromkeys(roots)]
+    folders += [root / "cities" for root in dict.fromkeys(roots) if (root / "cities").is_dir()]
     return folders
 
 

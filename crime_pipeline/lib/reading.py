@@ -154,8 +154,9 @@ def read_raw_csv(path: str | Path, data: bytes | None = None, cities: dict[str, 
     only exception is UnreadableFileError, and its message names the file.
     """
     path = Path(path)
+    cities = cities or profiles()  # a bad profile raises ProfileError naming its file, not this one
     try:
-        return _read_raw_csv(path.name, path.read_bytes() if data is None else data, cities or profiles())
+        return _read_raw_csv(path.name, path.read_bytes() if data is None else data, cities)
     except UnreadableFileError:
         raise
     except Exception as exc:  # weird input must never surface as a bare traceback naming no file
