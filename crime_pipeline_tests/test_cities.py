@@ -229,7 +229,7 @@ def _generate(pipe: Pipeline, city: str, rows: int, seed: int) -> None:
 
 def test_chicago_alone_runs_through_every_asset(defs, instance, lake):
     pipe = Pipeline(defs, instance, lake)
-    _generate(pipe, "chicago", 2500, seed=3)
+    _generate(pipe, "chicago", 2000, seed=3)
     assert pipe.run() == 0, pipe.output
     evaluation = json.loads(lake.report_file("evaluation.json").read_text())
     assert evaluation["city"] == "chicago" and evaluation["classes"] == list(get_profile("chicago").class_names)
@@ -246,8 +246,8 @@ def test_chicago_alone_runs_through_every_asset(defs, instance, lake):
 
 def test_two_cities_in_one_lake_give_two_sets_of_models_and_one_comparison(defs, instance, lake, tmp_path, monkeypatch):
     pipe = Pipeline(defs, instance, lake)
-    _generate(pipe, "buffalo", 2500, seed=4)
-    _generate(pipe, "chicago", 2500, seed=5)
+    _generate(pipe, "buffalo", 2000, seed=4)
+    _generate(pipe, "chicago", 2000, seed=5)
     assert pipe.run() == 0, pipe.output
     ledger = json.loads(lake.ledger.read_text())["files"]
     assert sorted(e["city"] for e in ledger.values()) == ["buffalo", "chicago"]
