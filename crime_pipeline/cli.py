@@ -19,13 +19,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from crime_pipeline.lib.storage import lake_path
 
     layout = LakeLayout(lake_path(default_lake_root())).ensure()
-    out = lake_path(args.out) if args.out else layout.incoming / f"buffalo_synthetic_{args.rows}_seed{args.seed}.csv"
+    out = lake_path(args.out) if args.out else layout.incoming / f"{args.city}_synthetic_{args.rows}_seed{args.seed}.csv"
     started = time.perf_counter()
-    data = synthetic.generate_incidents(args.rows, args.seed)
+    data = synthetic.generate_incidents(args.rows, args.seed, city=args.city)
     synthetic.write_export_csv(data, out)
-    record_generated(layout, sha256_file(out), {"file": out.name, "rows": args.rows, "seed": args.seed,
-                                                "generator_version": synthetic.GENERATOR_VERSION})
-    print(f"generated {args.rows:,} incidents (seed {args.seed}) in {time.perf_counter() - started:.1f}s -> {out}")
+    record_generated(layout, sha256_file(out), {"file": out.name, "rows": args.rows, "seed": args.seed, "city": args.city,
+                                                "generator_version": synthetic.generator_version(args.city)})
+    print(f"generated {args.rows:,} {args.city} incidents (seed {args.seed}) in {time.perf_counter() - started:.1f}s -> {out}")
     return 0
 
 
@@ -48,12 +48,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if is_remote(layout.root):
         check_reachable(layout.root)
     try:
-        scored = score_csv(Path(args.input), args.model, layout.models)
+        scored = score_csv(Path(args.input), args.model, layout.models, args.city)
         write_text(args.out, csv_safe(scored.predictions).to_csv(index=False))
     except (ArtifactError, UnreadableFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"scored {len(scored.predictions)} incidents with the {args.model} model ({scored.model_version}) -> {args.out}")
+    print(f"scored {len(scored.predictions)} incidents with the {scored.city} {args.model} model ({scored.model_version}) "
+          f"-> {args.out}")
     if len(scored.rejected):
         print(f"{len(scored.rejected)} rows failed validation and were not scored:", file=sys.stderr)
         for line, rules in scored.rejected.head(20).itertuples(index=False):
@@ -72,13 +73,22 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from crime_pipeline import synthetic
+    from crime_pipeline.lib.cities import ProfileError, profiles
+
+    try:
+        cities = sorted(profiles())
+    except ProfileError as exc:  # a bad user profile: one sentence naming the file and the field
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
     parser = argparse.ArgumentParser(prog="crime-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write the built-in synthetic export into the lake")
     gen.add_argument("--rows", type=int, default=synthetic.DEFAULT_ROWS)
     gen.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED)
-    gen.add_argument("--out", help="output CSV (default: data_lake/raw/incoming/buffalo_synthetic_<rows>_seed<seed>.csv)")
+    gen.add_argument("--city", default="buffalo", choices=cities,
+                     help="city profile whose layout, box and class shares to use")
+    gen.add_argument("--out", help="output CSV (default: data_lake/raw/incoming/<city>_synthetic_<rows>_seed<seed>.csv)")
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize everything missing or stale, for every incoming file")
     run.add_argument("--force", action="store_true", help="rebuild everything below ingestion")
@@ -87,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--model", choices=["baseline", "mlp", "mlp_weighted", "gbdt"], required=True)
     predict.add_argument("--input", required=True, help="CSV in any accepted layout")
     predict.add_argument("--out", required=True, help="CSV to write: one probability column per class")
+    predict.add_argument("--city", help="whose models to use (default: the only city with models, else the file's)")
     predict.set_defaults(func=cmd_predict)
     ui = sub.add_parser("ui", help="start `dg dev` on 127.0.0.1 with the project's DAGSTER_HOME")
     ui.add_argument("--port", type=int, default=3000)

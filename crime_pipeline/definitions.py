@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from crime_pipeline.lib.cities import default_profile
 from crime_pipeline.resources import LakeResource, OpenDataResource, TorchDeviceResource, default_lake_root
 
 SODA_TOKEN_VAR = "CRIME_PIPELINE_SODA_APP_TOKEN"
@@ -22,8 +23,8 @@ def project_resources(lake_root: str | None = None) -> dict:
         "lake": LakeResource(root=lake_root or default_lake_root()),
         "torch_device": TorchDeviceResource(device=dg.EnvVar("CRIME_PIPELINE_DEVICE").get_value("auto")),
         "open_data": OpenDataResource(
-            base_url=dg.EnvVar("CRIME_PIPELINE_SODA_URL").get_value("https://data.buffalony.gov"),
-            dataset_id=dg.EnvVar("CRIME_PIPELINE_SODA_DATASET").get_value("d6g9-xbgu"),
+            base_url=dg.EnvVar("CRIME_PIPELINE_SODA_URL").get_value(default_profile().open_data.base_url),
+            dataset_id=dg.EnvVar("CRIME_PIPELINE_SODA_DATASET").get_value(default_profile().open_data.dataset_id),
             # Unresolved, so Dagster stores and shows only the name; optional, so only when set.
             **({"app_token": dg.EnvVar(SODA_TOKEN_VAR)} if os.environ.get(SODA_TOKEN_VAR) else {}),
         ),

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from crime_pipeline.lib.cities import default_profile, register_lake_root
 from crime_pipeline.lib.lake import LakeLayout
 from crime_pipeline.lib.storage import lake_path
 
@@ -31,6 +32,7 @@ class LakeResource(dg.ConfigurableResource):
 
     @property
     def layout(self) -> LakeLayout:
+        register_lake_root(self.root)  # its cities/ folder's profiles are known from now on
         return LakeLayout(lake_path(self.root)).ensure()
 
 
@@ -52,8 +54,8 @@ class OpenDataResource(dg.ConfigurableResource):
     name. The limits bound a misbehaving server; the defaults fit the real data set with room to spare.
     """
 
-    base_url: str = "https://data.buffalony.gov"
-    dataset_id: str = "d6g9-xbgu"
+    base_url: str = default_profile().open_data.base_url  # the default city's portal (cities/buffalo.yaml)
+    dataset_id: str = default_profile().open_data.dataset_id
     app_token: str | None = None
     page_size: int = 50_000
     max_retries: int = 4

@@ -1,4 +1,9 @@
-"""The built-in data set: Buffalo-like crime incidents whose true class probabilities are known.
+"""The built-in data set: crime incidents whose true class probabilities are known, for any city.
+
+Each city's parameters (classes and their shares and time profiles, box, hotspots, export layout)
+come from its profile (cities/<city>.yaml); `generate_incidents(..., city=)`, `posterior(..., city=)`
+and `generator_version(city)` take the city, the default Buffalo when omitted. The module-level
+constants (`PRIORS`, `HOTSPOTS`, `MODEL`, `GENERATOR_VERSION`, ...) are Buffalo's.
 
 Generating model (fixed parameters, drawn once from `MODEL_SEED`; the data seed only draws rows):
 
@@ -47,14 +52,17 @@ import pyarrow.csv as pacsv
 from scipy.special import ndtr
 
 from crime_pipeline.lib.atomic import atomic_path
-from crime_pipeline.lib.buffalo import LAT_MAX, LAT_MIN, LON_MAX, LON_MIN
-from crime_pipeline.lib.columns import CLASSES
+from crime_pipeline.lib.cities import DEFAULT_CITY, CityProfile, default_profile, get_profile
 
 MODEL_SEED = 20_250_101
 DEFAULT_ROWS = 322_000
 DEFAULT_SEED = 7
 
-PRIORS = np.array([44.3, 20.5, 17.9, 9.0, 6.2, 0.75, 0.69, 0.35, 0.33])
+# The default city's parameters come from its profile (cities/buffalo.yaml); any city's through `spec()`.
+_BUFFALO = default_profile()
+LAT_MIN, LAT_MAX, LON_MIN, LON_MAX = _BUFFALO.box.lat_min, _BUFFALO.box.lat_max, _BUFFALO.box.lon_min, _BUFFALO.box.lon_max
+CLASSES: tuple[str, ...] = _BUFFALO.class_names
+PRIORS = np.array([c.share for c in _BUFFALO.classes])
 PRIORS = PRIORS / PRIORS.sum()
 P_NOON = 0.08
 P_DAY_ONE = 0.03
@@ -98,46 +106,20 @@ class Hotspot:
     summer_lift: float  # >1: busier June-August
 
 
-HOTSPOTS: tuple[Hotspot, ...] = (
-    Hotspot("Downtown / Chippewa", 42.8880, -78.8760, 0.0045, 0.0055, 0.5, 1.6, 1.8, 1.2),
-    Hotspot("Elmwood Village", 42.9150, -78.8770, 0.0060, 0.0040, 15.0, 1.0, 1.2, 1.3),
-    Hotspot("Bailey-Delavan", 42.9090, -78.8180, 0.0070, 0.0060, 20.0, 0.9, 1.1, 1.5),
-    Hotspot("Broadway-Fillmore", 42.8930, -78.8380, 0.0060, 0.0060, 18.0, 0.8, 1.0, 1.4),
-    Hotspot("University Heights", 42.9500, -78.8270, 0.0050, 0.0060, 23.0, 1.2, 1.5, 0.6),
-    Hotspot("Black Rock-Riverside", 42.9400, -78.8950, 0.0070, 0.0050, 11.0, 0.7, 0.9, 1.1),
-    Hotspot("South Buffalo", 42.8450, -78.8100, 0.0080, 0.0070, 16.0, 0.7, 1.0, 1.2),
-    Hotspot("West Side", 42.9120, -78.8950, 0.0060, 0.0045, 21.0, 1.0, 1.2, 1.6),
-    Hotspot("Masten Park", 42.9160, -78.8450, 0.0060, 0.0060, 19.0, 0.9, 1.1, 1.3),
-    Hotspot("Kensington-Bailey", 42.9380, -78.8120, 0.0060, 0.0060, 9.0, 0.8, 0.8, 1.0),
-    Hotspot("Larkinville", 42.8770, -78.8500, 0.0040, 0.0050, 12.0, 1.4, 0.5, 1.0),
-)
+def _hotspots(profile: CityProfile) -> tuple[Hotspot, ...]:
+    return tuple(Hotspot(**h.model_dump()) for h in profile.generator.hotspots)
 
-# Per type: (hour peak, sharpness, weekend lift, summer lift).
-TYPE_TIME = np.array(
-    [
-        (14.0, 0.8, 0.9, 1.1),  # Theft
-        (22.0, 0.9, 1.6, 1.5),  # Assault
-        (11.0, 0.9, 0.8, 1.3),  # Breaking & Entering
-        (2.0, 0.8, 1.0, 0.7),  # Theft of Vehicle (winter: cars left warming up)
-        (21.0, 1.1, 1.2, 1.4),  # Robbery
-        (1.0, 1.2, 1.7, 1.3),  # Sexual Assault
-        (15.0, 0.8, 0.9, 1.0),  # Other Sexual Offense
-        (23.0, 1.3, 1.5, 1.6),  # Homicide
-        (13.0, 0.6, 1.0, 1.0),  # Sexual Offense
-    ]
-)
 
-PRIMARY_TYPES = {  # legacy UPPERCASE name per class; newer rows use Title Case
-    "Theft": ("LARCENY/THEFT", "THEFT OF SERVICES"),
-    "Assault": ("ASSAULT",),
-    "Breaking & Entering": ("BURGLARY",),
-    "Theft of Vehicle": ("UUV",),
-    "Robbery": ("ROBBERY",),
-    "Sexual Assault": ("RAPE",),
-    "Other Sexual Offense": ("SEXUAL ABUSE",),
-    "Homicide": ("MURDER", "MANSLAUGHTER"),
-    "Sexual Offense": ("CRIM SEX ACT",),
-}
+def _type_time(profile: CityProfile) -> np.ndarray:
+    """Per type: (hour peak, sharpness, weekend lift, summer lift)."""
+    return np.array([(c.time.hour_peak, c.time.hour_sharpness, c.time.weekend_lift, c.time.summer_lift)
+                     for c in profile.classes])
+
+
+HOTSPOTS: tuple[Hotspot, ...] = _hotspots(_BUFFALO)
+TYPE_TIME = _type_time(_BUFFALO)
+# Legacy UPPERCASE name per class; newer rows use Title Case.
+PRIMARY_TYPES = {c.name: tuple(c.categories) for c in _BUFFALO.classes}
 BOILERPLATE = (
     "Buffalo Police are investigating this report of a crime.  It is important to note that this "
     "is very preliminary information and further investigation as to the facts and circumstances "
@@ -177,10 +159,36 @@ def _month_profile(summer_lift: float) -> np.ndarray:
     return _circular(12, 6.5, np.log(summer_lift))  # month index 0 = January; peak mid-July
 
 
-def _build_model() -> dict[str, np.ndarray]:
+@dataclass(eq=False)
+class CitySpec:
+    """One city's generating model: its profile's parameters, the drawn arrays and their version."""
+
+    key: str
+    layout: str
+    classes: tuple[str, ...]
+    priors: np.ndarray
+    hotspots: tuple[Hotspot, ...]
+    type_time: np.ndarray
+    primary: dict[str, tuple[str, ...]]
+    box: tuple[float, float, float, float]  # lat_min, lat_max, lon_min, lon_max
+    model: dict[str, np.ndarray] = None
+    version: str = ""
+
+
+def _new_spec(profile: CityProfile) -> CitySpec:
+    shares = np.array([c.share for c in profile.classes])
+    b = profile.box
+    return CitySpec(profile.key, profile.generator.layout, profile.class_names, shares / shares.sum(),
+                    _hotspots(profile), _type_time(profile), {c.name: tuple(c.categories) for c in profile.classes},
+                    (b.lat_min, b.lat_max, b.lon_min, b.lon_max))
+
+
+def _build_model(S: CitySpec) -> dict[str, np.ndarray]:
     """The fixed parameters of the generating process (independent of the data seed)."""
     rng = np.random.default_rng(MODEL_SEED)
-    n_types, n_hot = len(CLASSES), len(HOTSPOTS)
+    LAT_MIN, LAT_MAX, LON_MIN, LON_MAX = S.box
+    HOTSPOTS = S.hotspots
+    n_types, n_hot = len(S.classes), len(HOTSPOTS)
     n_comp = n_hot + 1  # last component: uniform background
     weights = np.empty((n_types, n_comp))
     for t in range(n_types):
@@ -190,7 +198,7 @@ def _build_model() -> dict[str, np.ndarray]:
     hour = np.empty((n_types, n_comp, 24))
     week = np.empty((n_types, n_comp, 7))
     month = np.empty((n_types, n_comp, 12))
-    for t, (peak, sharp, wk, summer) in enumerate(TYPE_TIME):
+    for t, (peak, sharp, wk, summer) in enumerate(S.type_time):
         th, tw, tm = _circular(24, peak, sharp), _weekday_profile(wk), _month_profile(summer)
         for c in range(n_comp):
             if c < n_hot:
@@ -206,14 +214,15 @@ def _build_model() -> dict[str, np.ndarray]:
     sd = np.array([[h.sd_lat, h.sd_lon] for h in HOTSPOTS])
     lo, hi = np.array([LAT_MIN, LON_MIN]), np.array([LAT_MAX, LON_MAX])
     box_mass = np.prod(ndtr((hi - mu) / sd) - ndtr((lo - mu) / sd), axis=1)
-    micro = _build_micro_places(rng, mu, sd, n_types, n_comp)
+    micro = _build_micro_places(rng, mu, sd, n_types, n_comp, S.box)
     return {"weights": weights, "hour": hour, "week": week, "month": month, "mu": mu, "sd": sd,
             "box_mass": box_mass, **micro}
 
 
 def _build_micro_places(rng: np.random.Generator, mu: np.ndarray, sd: np.ndarray, n_types: int,
-                        n_comp: int) -> dict[str, np.ndarray]:
+                        n_comp: int, box: tuple[float, float, float, float]) -> dict[str, np.ndarray]:
     """Micro-places at whole microdegrees: their coordinates, component and P(place | type, component)."""
+    LAT_MIN, LAT_MAX, LON_MIN, LON_MAX = box
     n_hot = len(mu)
     per_comp = np.array([MICRO_PER_HOTSPOT] * n_hot + [MICRO_BACKGROUND])
     comp = np.repeat(np.arange(n_comp), per_comp)
@@ -249,25 +258,46 @@ def _build_micro_places(rng: np.random.Generator, mu: np.ndarray, sd: np.ndarray
     return {"micro_deg": micro_deg, "micro_comp": comp, "micro_pi": pi, "micro_cum": cum, "micro_offset": offset}
 
 
-def _version(model: dict[str, np.ndarray]) -> str:
+def _version(model: dict[str, np.ndarray], S: CitySpec | None = None) -> str:
     """A hash of every generating parameter: constants, hotspots, dirt and the drawn model arrays."""
+    S = S or _DEFAULT_SPEC
     constants = {
-        "priors": PRIORS.tolist(), "p_noon": P_NOON, "p_day_one": P_DAY_ONE, "years": YEARS.tolist(),
+        "priors": S.priors.tolist(), "p_noon": P_NOON, "p_day_one": P_DAY_ONE, "years": YEARS.tolist(),
         "year_weights": YEAR_WEIGHTS.tolist(), "rounded_from": ROUNDED_FROM_YEAR, "model_seed": MODEL_SEED,
         "micro": [P_MICRO, MICRO_PER_HOTSPOT, MICRO_BACKGROUND, MICRO_ATTRACTIVENESS_SD, MICRO_TYPE_SHAPE],
         "dirt": DIRT_RATES, "reissued": REISSUED_RATE, "hour_mismatch": HOUR_MISMATCH_RATE,
         "unknown_fill": UNKNOWN_FILL_RATE, "label_variant": LABEL_VARIANT_RATE,
-        "hotspots": [astuple(h) for h in HOTSPOTS], "type_time": TYPE_TIME.tolist(), "classes": list(CLASSES),
-        "primary": PRIMARY_TYPES, "streets": STREETS.tolist(), "box": [LAT_MIN, LAT_MAX, LON_MIN, LON_MAX],
+        "hotspots": [astuple(h) for h in S.hotspots], "type_time": S.type_time.tolist(), "classes": list(S.classes),
+        "primary": S.primary, "streets": STREETS.tolist(), "box": list(S.box),
     }
+    if S.key != DEFAULT_CITY:  # the default city's hash stays what it was before profiles
+        constants |= {"city": S.key, "layout": S.layout, "chicago_streets": CHICAGO_STREETS.tolist()}
     digest = hashlib.sha256(json.dumps(constants, sort_keys=True).encode())
     for key in sorted(model):
         digest.update(key.encode() + np.ascontiguousarray(model[key]).tobytes())
     return digest.hexdigest()[:16]
 
 
-MODEL = _build_model()
-GENERATOR_VERSION = _version(MODEL)
+_DEFAULT_SPEC = _new_spec(_BUFFALO)
+MODEL = _DEFAULT_SPEC.model = _build_model(_DEFAULT_SPEC)
+GENERATOR_VERSION = _DEFAULT_SPEC.version = _version(MODEL, _DEFAULT_SPEC)
+_SPECS: dict[str, CitySpec] = {DEFAULT_CITY: _DEFAULT_SPEC}
+
+
+def spec(city: str | None = None) -> CitySpec:
+    """The generating model of a city (its profile's classes, shares, box and hotspots), built once."""
+    city = city or DEFAULT_CITY
+    if city not in _SPECS:
+        S = _new_spec(get_profile(city))
+        S.model = _build_model(S)
+        S.version = _version(S.model, S)
+        _SPECS[city] = S
+    return _SPECS[city]
+
+
+def generator_version(city: str | None = None) -> str:
+    """The generator version files of `city` are recorded with (the default city's is GENERATOR_VERSION)."""
+    return spec(city).version
 
 
 def _sample_rows(cum: np.ndarray, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -276,10 +306,11 @@ def _sample_rows(cum: np.ndarray, index: np.ndarray, rng: np.random.Generator) -
     return (u >= cum[index]).sum(axis=1).clip(max=cum.shape[-1] - 1)
 
 
-def _sample_clean(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    m = MODEL
+def _sample_clean(n: int, rng: np.random.Generator, S: CitySpec) -> dict[str, np.ndarray]:
+    m = S.model
+    LAT_MIN, LAT_MAX, LON_MIN, LON_MAX = S.box
     n_comp = m["weights"].shape[1]
-    label = rng.choice(len(CLASSES), size=n, p=PRIORS)
+    label = rng.choice(len(S.classes), size=n, p=S.priors)
     comp = _sample_rows(np.cumsum(m["weights"], axis=1), label, rng)
     combo = label * n_comp + comp
     hour = _sample_rows(np.cumsum(m["hour"], axis=2).reshape(-1, 24), combo, rng)
@@ -294,7 +325,7 @@ def _sample_clean(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     k = _sample_rows(m["micro_cum"].reshape(-1, m["micro_cum"].shape[2]), combo[at_micro], rng)
     point = m["micro_deg"][m["micro_offset"][comp[at_micro]] + k] / 1e6
     lat[at_micro], lon[at_micro] = point[:, 0], point[:, 1]
-    todo = np.flatnonzero((comp < len(HOTSPOTS)) & ~at_micro)
+    todo = np.flatnonzero((comp < len(S.hotspots)) & ~at_micro)
     while len(todo):
         c = comp[todo]
         lat[todo] = rng.normal(m["mu"][c, 0], m["sd"][c, 0])
@@ -351,18 +382,20 @@ def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.where(keys[pos] == query, pos, -1)
 
 
-def posterior(latitude, longitude, incident_datetime) -> np.ndarray:
-    """Exact P(type | latitude, longitude, incident datetime) under the generating model.
+def posterior(latitude, longitude, incident_datetime, city: str | None = None) -> np.ndarray:
+    """Exact P(type | latitude, longitude, incident datetime) under the city's generating model.
 
-    Returns an (n, 9) array in `CLASSES` order. A place's likelihood is the probability of the cell
+    Returns an (n, classes) array in the city's class order (`CLASSES` for the default city). A place's likelihood is the probability of the cell
     its written coordinates stand for: the 1e-6 degree cell of a 6-decimal value, or for rows
     rounded to 3 decimals (2023 on) the rounding cell, which also holds every micro-place in it.
     """
-    m = MODEL
+    S = spec(city)
+    m = S.model
+    LAT_MIN, LAT_MAX, LON_MIN, LON_MAX = S.box
     lat = np.asarray(latitude, dtype=float)
     lon = np.asarray(longitude, dtype=float)
     when = pd.DatetimeIndex(pd.to_datetime(incident_datetime))
-    n_hot = len(HOTSPOTS)
+    n_hot = len(S.hotspots)
     rounded = np.asarray(when.year >= ROUNDED_FROM_YEAR)
     half = np.where(rounded, 0.0005, 0.0)
 
@@ -402,7 +435,7 @@ def posterior(latitude, longitude, incident_datetime) -> np.ndarray:
     mth = m["month"][:, :, mo]
     time_factor = (1 - P_NOON) * h / 3600 + P_NOON * at_noon
     date_factor = (1 - P_DAY_ONE) * w / n_same_weekday + P_DAY_ONE * (day == 1)
-    joint = (PRIORS[:, None] * m["weights"])[:, :, None] * place.transpose(1, 2, 0) * time_factor * date_factor * mth
+    joint = (S.priors[:, None] * m["weights"])[:, :, None] * place.transpose(1, 2, 0) * time_factor * date_factor * mth
     scores = joint.sum(axis=1).T  # (n, types)
     return scores / scores.sum(axis=1, keepdims=True)
 
@@ -420,16 +453,91 @@ def _fmt(when: np.ndarray) -> np.ndarray:
     return pc.strftime(pa.array(when.astype("datetime64[s]")), format=DATETIME_FORMAT).to_numpy(zero_copy_only=False)
 
 
-def generate_incidents(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> GeneratedIncidents:
-    """Generate `rows` incidents in the portal's export layout; deterministic for a seed."""
+# Chicago's "Crimes - 2001 to Present" export layout.
+CHICAGO_COLUMNS = (
+    "ID", "Case Number", "Date", "Block", "IUCR", "Primary Type", "Description", "Location Description", "Arrest",
+    "Domestic", "Beat", "District", "Ward", "Community Area", "FBI Code", "X Coordinate", "Y Coordinate", "Year",
+    "Updated On", "Latitude", "Longitude", "Location",
+)
+CHICAGO_STREETS = np.array(
+    ["N STATE ST", "W MADISON ST", "S HALSTED ST", "W CHICAGO AVE", "N CLARK ST", "S COTTAGE GROVE AVE",
+     "W 63RD ST", "N PULASKI RD", "S ASHLAND AVE", "W NORTH AVE", "E 79TH ST", "W ROOSEVELT RD",
+     "N MILWAUKEE AVE", "S KEDZIE AVE", "W CERMAK RD", "N BROADWAY", "S WESTERN AVE", "W DIVISION ST"]
+)
+CHICAGO_PLACES = np.array(["STREET", "RESIDENCE", "APARTMENT", "SIDEWALK", "PARKING LOT/GARAGE(NON.RESID.)",
+                           "SMALL RETAIL STORE", "ALLEY", "RESTAURANT", "CTA TRAIN", "SCHOOL, PUBLIC, BUILDING"])
+CHICAGO_DETAILS = np.array(["SIMPLE", "OTHER", "$500 AND UNDER", "OVER $500", "TO VEHICLE", "TO PROPERTY",
+                            "AGGRAVATED", "DOMESTIC", "FORCIBLE ENTRY", "AUTOMOBILE", "ARMED: HANDGUN"])
+
+
+def _chicago_frame(S: CitySpec, rng: np.random.Generator, label_idx: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+                   when: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Chicago's export: Primary Type (an offence category of the class) and Description are the label's
+    disguises, IUCR and FBI Code follow the category; Updated On is when the record was last written."""
+    n = len(label_idx)
+    lat_min, lat_max, lon_min, lon_max = S.box
+    year = when.astype("datetime64[Y]").astype(int) + 1970
+    case_seq = rng.permutation(np.arange(100_000, 100_000 + 10 * n, 10))[:n] + rng.integers(0, 10, n)
+    letters = np.array([f"{'HJ'[y >= 2016]}{chr(65 + (y - 2001) % 26)}" for y in range(2000, 2031)])
+    case = pd.Series(letters[year - 2000]) + pd.Series(case_seq).map("{:07d}".format)
+    primary = np.empty(n, dtype=object)
+    for k, name in enumerate(S.classes):
+        idx = np.flatnonzero(label_idx == k)
+        options = np.asarray(S.primary[name], dtype=object)
+        weight = 1.0 / np.arange(1, len(options) + 1) ** 1.5  # the first category is the commonest
+        primary[idx] = options[rng.choice(len(options), size=len(idx), p=weight / weight.sum())]
+    categories = sorted({c for cs in S.primary.values() for c in cs})
+    code = pd.Series(primary).map({c: i for i, c in enumerate(categories)}).to_numpy()
+    created = when + (rng.exponential(36 * 3600, n).astype(int) + 600).astype("timedelta64[s]")
+    cell = (np.clip(((lat - lat_min) / (lat_max - lat_min) * 9), 0, 8).astype(int) * 9
+            + np.clip(((lon - lon_min) / (lon_max - lon_min) * 9), 0, 8).astype(int))
+    block = pd.Series(rng.integers(0, 120, n)).map("{:03d}XX ".format) + CHICAGO_STREETS[rng.integers(0, len(CHICAGO_STREETS), n)]
+    district = cell % 25 + 1
+    out = pd.DataFrame(
+        {
+            "ID": (np.arange(n) + 10_000_000).astype(str).astype(object),
+            "Case Number": case.to_numpy(dtype=object),
+            "Date": _fmt(when),
+            "Block": block.to_numpy(dtype=object),
+            "IUCR": pd.Series(code).map(lambda i: f"{(i * 37) % 9000 + 100:04d}").to_numpy(dtype=object),
+            "Primary Type": primary,
+            "Description": CHICAGO_DETAILS[(code * 7 + rng.integers(0, 3, n)) % len(CHICAGO_DETAILS)].astype(object),
+            "Location Description": CHICAGO_PLACES[rng.integers(0, len(CHICAGO_PLACES), n)].astype(object),
+            "Arrest": np.where(rng.random(n) < 0.2, "true", "false").astype(object),
+            "Domestic": np.where(rng.random(n) < 0.15, "true", "false").astype(object),
+            "Beat": (district * 100 + cell % 30 + 11).astype(str).astype(object),
+            "District": np.char.zfill(district.astype(str), 3).astype(object),
+            "Ward": (cell % 50 + 1).astype(str).astype(object),
+            "Community Area": (cell % 77 + 1).astype(str).astype(object),
+            "FBI Code": pd.Series(code).map(lambda i: f"{i % 26 + 1:02d}").to_numpy(dtype=object),
+            "X Coordinate": np.round((lon - lon_min) * 82_000 + 1_100_000).astype(int).astype(str).astype(object),
+            "Y Coordinate": np.round((lat - lat_min) * 364_000 + 1_813_000).astype(int).astype(str).astype(object),
+            "Year": year.astype(str).astype(object),
+            "Updated On": _fmt(created),
+            "Latitude": pd.Series(lat).map("{:.6f}".format).to_numpy(dtype=object),
+            "Longitude": pd.Series(lon).map("{:.6f}".format).to_numpy(dtype=object),
+            "Location": np.asarray(_point("chicago_portal", lat, lon), dtype=object),
+        },
+        columns=list(CHICAGO_COLUMNS),
+    )
+    return out, created
+
+
+def generate_incidents(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED, city: str | None = None) -> GeneratedIncidents:
+    """Generate `rows` incidents in the city's export layout; deterministic for a seed."""
     if rows < 1:
         raise ValueError("rows must be at least 1")
+    S = spec(city)
     rng = np.random.default_rng(seed)
     n_reissued = int(round(rows * REISSUED_RATE)) if rows >= 100 else 0
     n = rows - n_reissued
-    clean = _sample_clean(n, rng)
+    clean = _sample_clean(n, rng, S)
     label_idx, lat, lon, when = clean["label"], clean["lat"], clean["lon"], clean["when"]
-    labels = np.asarray(CLASSES, dtype=object)[label_idx]
+    labels = np.asarray(S.classes, dtype=object)[label_idx]
+    if S.layout == "chicago_portal":
+        out, created = _chicago_frame(S, rng, label_idx, lat, lon, when)
+        return _finish(out, created, labels, when, rng, n_reissued, "Updated On", S)
+    LAT_MIN, LAT_MAX, LON_MIN, LON_MAX = S.box
     year = when.astype("datetime64[Y]").astype(int) + 1970
     hour = (when.astype("datetime64[h]") - when.astype("datetime64[D]")).astype(int)
     weekday = (when.astype("datetime64[D]").astype(int) - 4) % 7  # 1970-01-01 was a Thursday
@@ -439,9 +547,9 @@ def generate_incidents(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> Ge
 
     legacy = year < 2016
     primary = np.empty(n, dtype=object)
-    for k, name in enumerate(CLASSES):
+    for k, name in enumerate(S.classes):
         idx = np.flatnonzero(label_idx == k)
-        options = np.asarray(PRIMARY_TYPES[name], dtype=object)
+        options = np.asarray(S.primary[name], dtype=object)
         pick = options[rng.integers(0, len(options), len(idx))]
         primary[idx] = np.where(legacy[idx], pick, np.char.title(pick.astype(str)).astype(object))
     description = np.where(legacy | (rng.random(n) < 0.3), primary, BOILERPLATE)
@@ -472,7 +580,7 @@ def generate_incidents(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> Ge
             "Created At": _fmt(created),
             "updated_at": None,
             "zip_code": (14201 + cell % 27).astype(str).astype(object),
-            "neighborhood": np.asarray([h.name for h in HOTSPOTS], dtype=object)[cell % len(HOTSPOTS)],
+            "neighborhood": np.asarray([h.name for h in S.hotspots], dtype=object)[cell % len(S.hotspots)],
             "Council District": COUNCIL[cell % 9].astype(object),
             "Council District 2011": COUNCIL[(cell + 1) % 9].astype(object),
             "Census Tract": tract.astype(object),
@@ -489,16 +597,24 @@ def generate_incidents(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> Ge
         },
         columns=list(EXPORT_COLUMNS),
     )
+    return _finish(out, created, labels, when, rng, n_reissued, "Created At", S)
+
+
+def _finish(out: pd.DataFrame, created: np.ndarray, labels: np.ndarray, when: np.ndarray, rng: np.random.Generator,
+            n_reissued: int, record_column: str, S: CitySpec) -> GeneratedIncidents:
+    """Dirt, then re-issued records (a newer `record_column` wins), then a shuffle."""
+    n = len(out)
+    year = when.astype("datetime64[Y]").astype(int) + 1970
     dirt = np.full(n, "clean", dtype=object)
-    _add_dirt(out, dirt, year, rng)
+    _add_dirt(out, dirt, year, rng, S)
     true_label = labels
 
-    if n_reissued:  # a newer record of an existing (clean) case: same facts, later Created At
+    if n_reissued:  # a newer record of an existing (clean) case: same facts, later record time
         candidates = np.flatnonzero(dirt == "clean")
         originals = rng.choice(candidates, size=n_reissued, replace=False)
         newer = out.iloc[originals].copy()
         later = created[originals] + rng.integers(86_400, 30 * 86_400, n_reissued).astype("timedelta64[s]")
-        newer["Created At"] = _fmt(later)
+        newer[record_column] = _fmt(later)
         dirt[originals] = "reissued_original"
         out = pd.concat([out, newer], ignore_index=True)
         dirt = np.concatenate([dirt, np.full(n_reissued, "reissued_newer", dtype=object)])
@@ -509,8 +625,34 @@ def generate_incidents(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> Ge
     return GeneratedIncidents(frame=out, true_label=true_label, dirt=dirt)
 
 
-def _add_dirt(out: pd.DataFrame, dirt: np.ndarray, year: np.ndarray, rng: np.random.Generator) -> None:
+# Column names of the layouts' fields that dirt touches.
+_DIRT_COLUMNS = {
+    "buffalo_portal": {"when": "Incident Datetime", "label": "Parent Incident Type", "location": "Location",
+                       "geography": ["neighborhood", "Council District", "Police District", "Census Tract"]},
+    "chicago_portal": {"when": "Date", "label": "Primary Type", "location": "Location",
+                       "geography": ["X Coordinate", "Y Coordinate"]},
+}
+
+
+def _far_points(S: CitySpec) -> np.ndarray:
+    """Geocoding errors: just outside the city, another city, (0, 0), across the border."""
+    if S.key == DEFAULT_CITY:
+        return np.array([[42.7200, -78.6500], [40.7128, -74.0060], [0.0, 0.0], [43.0900, -79.0600]])
+    lat_min, lat_max, lon_min, lon_max = S.box
+    return np.array([[lat_min - 0.1, lon_max + 0.15], [40.7128, -74.0060], [0.0, 0.0], [lat_max + 0.07, lon_min - 0.06]])
+
+
+def _point(layout: str, lat: np.ndarray, lon: np.ndarray) -> list[str]:
+    if layout == "chicago_portal":  # "(lat, lon)", as Chicago writes it
+        return [f"({a:.6f}, {b:.6f})" for a, b in zip(lat, lon)]
+    return [f"POINT ({b:.6f} {a:.6f})" for a, b in zip(lat, lon)]
+
+
+def _add_dirt(out: pd.DataFrame, dirt: np.ndarray, year: np.ndarray, rng: np.random.Generator,
+              S: CitySpec | None = None) -> None:
     """Apply each kind of dirt to a disjoint random subset of rows (in place)."""
+    S = S or _DEFAULT_SPEC
+    cols = _DIRT_COLUMNS[S.layout]
     n = len(out)
     order = rng.permutation(n)
     start = 0
@@ -520,30 +662,35 @@ def _add_dirt(out: pd.DataFrame, dirt: np.ndarray, year: np.ndarray, rng: np.ran
         start += k
         dirt[idx] = rule
         if rule == "coordinates_missing":
-            out.loc[idx, ["Latitude", "Longitude", "Location"]] = None
-            out.loc[idx, ["neighborhood", "Council District", "Police District", "Census Tract"]] = "UNKNOWN"
+            out.loc[idx, ["Latitude", "Longitude", cols["location"]]] = None
+            out.loc[idx, cols["geography"]] = "UNKNOWN" if S.layout == "buffalo_portal" else None
         elif rule == "coordinates_outside_city":
-            far = np.array([[42.7200, -78.6500], [40.7128, -74.0060], [0.0, 0.0], [43.0900, -79.0600]])
+            far = _far_points(S)
             pick = far[rng.integers(0, len(far), k)]
             out.loc[idx, "Latitude"] = [f"{v:.6f}" for v in pick[:, 0]]
             out.loc[idx, "Longitude"] = [f"{v:.6f}" for v in pick[:, 1]]
-            out.loc[idx, "Location"] = [f"POINT ({b:.6f} {a:.6f})" for a, b in pick]
+            out.loc[idx, cols["location"]] = _point(S.layout, pick[:, 0], pick[:, 1])
         elif rule == "incident_datetime_unparseable":
             bad = np.array(["13/45/2019 25:61:00 PM", "not recorded", "2019-02-30 10:00", "??/??/2018"])
-            out.loc[idx, "Incident Datetime"] = bad[rng.integers(0, len(bad), k)]
+            out.loc[idx, cols["when"]] = bad[rng.integers(0, len(bad), k)]
         elif rule == "incident_datetime_before_2009":
             old = np.array(["03/06/1963 07:35:15 AM", "01/01/1910 12:00:00 PM", "07/04/2005 11:30:00 PM",
                             "12/31/2008 11:59:59 PM"])
-            out.loc[idx, "Incident Datetime"] = old[rng.integers(0, len(old), k)]
+            out.loc[idx, cols["when"]] = old[rng.integers(0, len(old), k)]
         elif rule == "incident_datetime_in_future":
-            out.loc[idx, "Incident Datetime"] = "01/01/2099 12:00:00 PM"
+            out.loc[idx, cols["when"]] = "01/01/2099 12:00:00 PM"
         elif rule == "label_not_canonical":
             junk = np.array(["SODOMY", "UNKNOWN", "Other", "Theft / Larceny?"])
-            out.loc[idx, "Parent Incident Type"] = junk[rng.integers(0, len(junk), k)]
+            out.loc[idx, cols["label"]] = junk[rng.integers(0, len(junk), k)]
         elif rule == "case_number_missing":
             out.loc[idx, "Case Number"] = None
 
     # Soft dirt, on rows that stay valid: recorded or normalised, never quarantined.
+    if S.layout == "chicago_portal":  # Title Case primary types, which the label lookup ignores
+        pick = np.flatnonzero(dirt == "clean")
+        pick = pick[rng.random(len(pick)) < LABEL_VARIANT_RATE]
+        out.loc[pick, "Primary Type"] = out.loc[pick, "Primary Type"].str.title()
+        return
     recent = np.flatnonzero((year >= 2022) & (year <= 2024) & (dirt == "clean"))
     k = min(len(recent), int(round(n * HOUR_MISMATCH_RATE)))
     idx = rng.choice(recent, size=k, replace=False)

@@ -18,8 +18,9 @@ from crime_pipeline.lib.atomic import (
     write_json,
     write_parquet,
 )
-from crime_pipeline.lib.columns import CLASSES
+from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, primary_city
 from crime_pipeline.lib.features import (
+    CITY_COLUMN,
     FEATURE_COLUMNS,
     FEATURE_LINEAGE,
     ID_COLUMNS,
@@ -27,11 +28,18 @@ from crime_pipeline.lib.features import (
     build_feature_table,
     label_map,
 )
-from crime_pipeline.lib.leakage import COMBINATION_LIMIT, MI_RATIO_LIMIT, PURITY_LIMIT, combination_accuracy, leakage_scores
-from crime_pipeline.lib.splits import SPLITS, TooLittleDataError, fit_minmax, random_split, temporal_split
+from crime_pipeline.lib.leakage import (
+    COMBINATION_LIMIT,
+    MI_RATIO_LIMIT,
+    PURITY_LIMIT,
+    combination_accuracy,
+    disguise_scores,
+    leakage_scores,
+)
+from crime_pipeline.lib.splits import SPLITS, TooLittleDataError, city_parts, fit_minmax, split_per_city
 from crime_pipeline.resources import LakeResource
 
-NOT_FEATURES = (*ID_COLUMNS, "label", "label_id")
+NOT_FEATURES = (*ID_COLUMNS, "label", "label_id", CITY_COLUMN)
 
 
 def file_version(path) -> str:
@@ -58,15 +66,18 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
 
     Latitude, longitude and the incident datetime feed hour, weekday, month, cyclical encodings,
     distance to downtown, a grid cell and holiday / default-time flags. The label is the parent
-    incident type over the 9 canonical classes; `label_map.json` beside the table fixes the class
-    ids. The table is staged, audited by the leakage check, and published (where models read it)
+    incident type over the city's classes (Buffalo's 9 by default; each row's `city` column names its
+    profile, and `label_id` indexes that city's classes); `label_map.json` beside the table fixes the
+    class ids. The table is staged, audited by the leakage check, and published (where models read it)
     only if the check passes; otherwise the previous table stays and the staged one is kept as
     `incident_features.rejected.parquet`.
     """
     layout = lake.layout
     reads = declared_reads(context, lake)
     incidents_path = layout.table("incidents")
-    table = build_feature_table(reads.parquet(incidents_path))
+    incidents = reads.parquet(incidents_path)
+    table = build_feature_table(incidents)
+    cities = sorted(city_parts(table))
     target = layout.table("incident_features")
     write_parquet(staged_path(target), table)
     staged = read_parquet(staged_path(target))  # audit what was written, not what was meant
@@ -80,9 +91,12 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
         "passed": passed, "not_on_allow_list": not_allowed, "leaky": leaky, "combination": combination,
         "mi_ratio_limit": MI_RATIO_LIMIT, "purity_limit": PURITY_LIMIT, "combination_limit": COMBINATION_LIMIT,
         "scores": scores.to_dict(orient="index"),
+        # The profiles' label disguises scored the same way: the check would catch them as features.
+        "disguises": disguise_scores(incidents, {c: get_profile(c).disguises for c in cities}),
     }
     outputs = (target, layout.lake_file("label_map.json"), layout.lake_file("leakage_check.json"))
-    write_json(staged_path(outputs[1]), label_map())
+    labels = label_map() if cities == [DEFAULT_CITY] else {c: label_map(get_profile(c)) for c in cities}
+    write_json(staged_path(outputs[1]), labels)
     write_json(staged_path(outputs[2]), leakage)
     for path in outputs:
         (publish if passed else reject)(path)
@@ -96,7 +110,8 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
             **table_metadata(table, path),
             "data_version": version.value,
             "features": ", ".join(features),
-            "classes": ", ".join(CLASSES),
+            "classes": ", ".join(get_profile(primary_city(cities)).class_names),
+            "cities": ", ".join(cities),
             "published": passed,
             **reads.metadata(),
             "dagster/column_lineage": column_lineage(
@@ -155,41 +170,45 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
             config.validation_fraction + config.test_fraction >= 0.9:
         raise dg.Failure(description="validation_fraction and test_fraction must be in (0, 1) and leave a training part")
     try:
-        if config.strategy == "temporal":
-            split = temporal_split(table, config.validation_fraction, config.test_fraction)
-        else:
-            split = random_split(table, config.validation_fraction, config.test_fraction, config.seed)
+        split = split_per_city(table, config.strategy, config.validation_fraction, config.test_fraction, config.seed)
     except TooLittleDataError as exc:  # the sentence is the failure's description, shown as the cause
         raise dg.Failure(description=str(exc), metadata={f"rows/{k}": v for k, v in exc.counts.items()}) from exc
     table["split"] = split.to_numpy()
-    scaler = fit_minmax(table[table["split"] == "train"], MODEL_FEATURES)
     path = write_parquet(layout.table("dataset_splits"), table)
+
+    def parts(rows):
+        return {part: {"rows": int((rows["split"] == part).sum()),
+                       "from": str(rows.loc[rows["split"] == part, "incident_datetime"].min()),
+                       "to": str(rows.loc[rows["split"] == part, "incident_datetime"].max())} for part in SPLITS}
+
+    # Per city: its classes and a scaler fitted on its own training rows. The top level is the
+    # primary city's (the default city when present), as single-city readers expect.
+    by_city = {city: {"classes": list(get_profile(city).class_names),
+                      "scaler": fit_minmax(rows[rows["split"] == "train"], MODEL_FEATURES), "parts": parts(rows)}
+               for city, rows in city_parts(table).items()}
+    primary = by_city[primary_city(by_city)]
     summary = {
         "strategy": config.strategy,
         "validation_fraction": config.validation_fraction,
         "test_fraction": config.test_fraction,
         "seed": config.seed,
         "features": list(MODEL_FEATURES),
-        "classes": list(CLASSES),
-        "scaler": scaler,
+        "classes": primary["classes"],
+        "scaler": primary["scaler"],
         "data_version": file_version(path),  # what models record as the data they were trained on
-        "parts": {
-            part: {
-                "rows": int((table["split"] == part).sum()),
-                "from": str(table.loc[table["split"] == part, "incident_datetime"].min()),
-                "to": str(table.loc[table["split"] == part, "incident_datetime"].max()),
-            }
-            for part in SPLITS
-        },
+        "parts": parts(table),
+        "cities": by_city,
     }
     write_json(layout.lake_file("dataset_splits.json"), summary)
     for part, info in summary["parts"].items():
         context.log.info(f"{part}: {info['rows']} rows, {info['from']} .. {info['to']}")
-    counts = pd.crosstab(table["label"], table["split"]).reindex(index=list(CLASSES), columns=list(SPLITS)).fillna(0)
+    classes = list(dict.fromkeys(c for info in by_city.values() for c in info["classes"]))
+    counts = pd.crosstab(table["label"], table["split"]).reindex(index=classes, columns=list(SPLITS)).fillna(0)
     return dg.MaterializeResult(
         metadata={
             **table_metadata(table, path),
             "strategy": config.strategy,
+            "cities": ", ".join(by_city),
             **{f"rows/{p}": i["rows"] for p, i in summary["parts"].items()},
             "parts": dg.MetadataValue.json(summary["parts"]),
             "class_counts": dg.MetadataValue.md(counts.astype(int).to_markdown()),

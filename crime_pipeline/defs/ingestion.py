@@ -82,16 +82,17 @@ def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     fault_point("ingest:after_raw")
     generator = reads.json(layout.generated_manifest, {"files": {}})["files"].get(key, {})
     entry = record_ingested(layout, key, {
-        "file": path.name, "sha256": digest, "bytes": len(data), "rows_read": read.rows_read,
+        "file": path.name, "city": read.city, "sha256": digest, "bytes": len(data), "rows_read": read.rows_read,
         "records_counted": count_csv_records(data),
         "generator_version": generator.get("generator_version") if generator.get("sha256") == digest else None,
     })
     fault_point("ingest:after_ledger")
-    context.log.info(f"{path.name}: {read.rows_read} rows read, {read.malformed} malformed records")
+    context.log.info(f"{path.name}: {read.city}, {read.rows_read} rows read, {read.malformed} malformed records")
     return dg.MaterializeResult(
         metadata={
             **table_metadata(rows, target),
             "source_file": path.name,
+            "city": read.city,  # the city profile the header matched (or the file-name prefix named)
             "sha256": digest,
             "malformed_records": read.malformed,
             "ingestion_order": entry["seq"],

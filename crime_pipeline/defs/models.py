@@ -15,8 +15,10 @@ from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHAN
 from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads, read_splits
 from crime_pipeline.deploy_tags import CPU_TRAINING, GPU_TRAINING
 from crime_pipeline.lib.artifacts import predict_proba, save_model
+from crime_pipeline.lib.cities import model_name, primary_city
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.mlp import MLPSettings, train_mlp
+from crime_pipeline.lib.splits import city_parts
 from crime_pipeline.lib.storage import read_bytes
 from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
@@ -25,9 +27,36 @@ from crime_pipeline.resources import LakeResource, TorchDeviceResource
 TRAINING_TAGS = {"dagster/max_runtime": str(2 * 60 * 60)}
 
 
-def _finish(context, lake: LakeResource, reads: DeclaredReads, kind: str, model, splits, info: dict, config: dict,
-            extra: dict | None = None, seconds: float = 0.0) -> dg.MaterializeResult:
-    """Score on validation, save the candidate artifact with its metadata, report both in the UI."""
+def per_city(splits, info: dict):
+    """(city, its rows, its split summary: classes and scaler) for every city in the splits."""
+    for city, rows in city_parts(splits).items():
+        yield city, rows, {**info, **info.get("cities", {}).get(city, {})}
+
+
+def _fit_per_city(context, lake: LakeResource, reads: DeclaredReads, kind: str, fit, config: dict) -> dg.MaterializeResult:
+    """One candidate per city present: `fit(city, rows, info)` returns (model, extra); the primary
+    city's metrics are the asset's headline metadata, every city's are in a table."""
+    splits, info = read_splits(reads)
+    results = {}
+    for city, rows, city_info in per_city(splits, info):
+        started = time.perf_counter()
+        model, extra = fit(city, rows, city_info)
+        results[city] = _finish(context, lake, kind, city, model, rows, city_info, config, extra,
+                                time.perf_counter() - started)
+    primary = results[primary_city(results)]
+    table = "| city | validation accuracy | validation log loss | train s |\n|---|---|---|---|\n" + "".join(
+        f"| {c} | {r['metrics']['validation_accuracy']:.4f} | {r['metrics']['validation_log_loss']:.4f} | "
+        f"{r['metrics']['train_seconds']} |\n" for c, r in results.items())
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion("".join(r["weights"][:16] for r in results.values())[:64]),
+        metadata={**primary["metrics"], "candidate": dg.MetadataValue.path(str(primary["path"])),
+                  "data_version": info["data_version"], "cities": dg.MetadataValue.md(table), **reads.metadata()},
+    )
+
+
+def _finish(context, lake: LakeResource, kind: str, city: str, model, splits, info: dict, config: dict,
+            extra: dict | None = None, seconds: float = 0.0) -> dict:
+    """Score on validation, save the candidate artifact with its metadata."""
     val = matrices(splits, info["scaler"], "validation")
     n_classes = len(info["classes"])
     proba = predict_proba(kind, model, val.x, n_classes)
@@ -38,15 +67,10 @@ def _finish(context, lake: LakeResource, reads: DeclaredReads, kind: str, model,
     }
     meta = {"features": info["features"], "classes": info["classes"], "scaler": info["scaler"], "config": config,
             "data_version": info["data_version"], "split_strategy": info["strategy"], "metrics": metrics,
-            **(extra or {})}
-    path = save_model(lake.layout.model_candidates, kind, model, meta)
-    context.log.info(f"{kind}: {metrics}")
-    weights = json.loads(read_bytes(path))["weights_sha256"]
-    return dg.MaterializeResult(
-        data_version=dg.DataVersion(weights[:16]),
-        metadata={**metrics, "candidate": dg.MetadataValue.path(str(path)), "data_version": info["data_version"],
-                  **reads.metadata()},
-    )
+            "city": city, **(extra or {})}
+    path = save_model(lake.layout.model_candidates, kind, model, meta, model_name(kind, city))
+    context.log.info(f"{kind} ({city}): {metrics}")
+    return {"metrics": metrics, "path": path, "weights": json.loads(read_bytes(path))["weights_sha256"]}
 
 
 class LogisticRegressionConfig(dg.Config):
@@ -64,12 +88,11 @@ def baseline_model(context: dg.AssetExecutionContext, config: LogisticRegression
 
     Saved as coefficient arrays (.npz, no pickle) with a JSON of features, classes and scaler.
     """
-    reads = declared_reads(context, lake)
-    splits, info = read_splits(reads)
-    started = time.perf_counter()
-    model = train_logistic_regression(matrices(splits, info["scaler"], "train"), config.class_weighted, config.c,
-                                      config.max_iter)
-    return _finish(context, lake, reads, "baseline", model, splits, info, config.model_dump(), seconds=time.perf_counter() - started)
+    def fit(city, rows, info):
+        return train_logistic_regression(matrices(rows, info["scaler"], "train"), config.class_weighted, config.c,
+                                         config.max_iter), None
+
+    return _fit_per_city(context, lake, declared_reads(context, lake), "baseline", fit, config.model_dump())
 
 
 class GBDTConfig(dg.Config):
@@ -88,13 +111,13 @@ def gbdt_model(context: dg.AssetExecutionContext, config: GBDTConfig, lake: Lake
 
     Saved with skops and loaded with an explicit list of trusted types (no pickle).
     """
-    reads = declared_reads(context, lake)
-    splits, info = read_splits(reads)
-    started = time.perf_counter()
-    model = train_gbdt(matrices(splits, info["scaler"], "train"), config.class_weighted, config.max_iter,
-                       config.learning_rate, config.max_leaf_nodes)
-    context.log.info(f"gbdt: {model.n_iter_} boosting iterations")
-    return _finish(context, lake, reads, "gbdt", model, splits, info, config.model_dump(), seconds=time.perf_counter() - started)
+    def fit(city, rows, info):
+        model = train_gbdt(matrices(rows, info["scaler"], "train"), config.class_weighted, config.max_iter,
+                           config.learning_rate, config.max_leaf_nodes)
+        context.log.info(f"gbdt ({city}): {model.n_iter_} boosting iterations")
+        return model, None
+
+    return _fit_per_city(context, lake, declared_reads(context, lake), "gbdt", fit, config.model_dump())
 
 
 class MLPConfig(dg.Config):
@@ -133,25 +156,24 @@ class WeightedMLPConfig(MLPConfig):
 
 def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_device: TorchDeviceResource,
                      kind: str) -> dg.MaterializeResult:
-    reads = declared_reads(context, lake)
-    splits, info = read_splits(reads)
     scales = {k: tuple(getattr(config, k)) for k in ("cell_scales", "spread_scales", "target_scales")}
     settings = MLPSettings(**{**config.model_dump(), **scales})
     device = torch_device.resolve()
-    context.log.info(f"training the {kind} network on {device}")
-    train, val = matrices(splits, info["scaler"], "train"), matrices(splits, info["scaler"], "validation")
-    started, cpu_started = time.perf_counter(), time.process_time()
 
     def log_epoch(message: str) -> None:
         context.log.info(message)
         fault_point(f"{kind}:epoch")  # the crash tests kill training here
 
-    model, history = train_mlp(train.x, train.y, val.x, val.y, len(info["classes"]), settings, device,
-                               log=log_epoch, features=info["features"], scaler=info["scaler"])
-    cpu_seconds = round(time.process_time() - cpu_started, 2)
-    return _finish(context, lake, reads, kind, model, splits, info, settings.to_dict(),
-                   extra={"history": history, "device": device, "train_cpu_seconds": cpu_seconds},
-                   seconds=time.perf_counter() - started)
+    def fit(city, rows, info):
+        context.log.info(f"training the {kind} network for {city} on {device}")
+        train, val = matrices(rows, info["scaler"], "train"), matrices(rows, info["scaler"], "validation")
+        cpu_started = time.process_time()
+        model, history = train_mlp(train.x, train.y, val.x, val.y, len(info["classes"]), settings, device,
+                                   log=log_epoch, features=info["features"], scaler=info["scaler"])
+        return model, {"history": history, "device": device,
+                       "train_cpu_seconds": round(time.process_time() - cpu_started, 2)}
+
+    return _fit_per_city(context, lake, declared_reads(context, lake), kind, fit, settings.to_dict())
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="3",

@@ -11,12 +11,13 @@ import dagster as dg
 
 from crime_pipeline.deploy_tags import LIGHT
 from crime_pipeline.lib.atomic import write_json, write_text
+from crime_pipeline.lib.cities import default_profile
 from crime_pipeline.lib.lake import read_json
 from crime_pipeline.lib.soda import SodaError, fetch_updated_since, newest_update, rows_to_csv
 from crime_pipeline.resources import LakeResource, OpenDataResource
 
 DEFAULT_CRON = "0 6 * * *"  # daily, 06:00 Buffalo time
-PULL_TIMEZONE = "America/New_York"
+PULL_TIMEZONE = default_profile().timezone  # America/New_York: the default city's (cities/buffalo.yaml)
 PULL_CRON = os.environ.get("CRIME_PIPELINE_PULL_CRON", DEFAULT_CRON)
 
 

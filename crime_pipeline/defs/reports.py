@@ -15,16 +15,19 @@ from crime_pipeline import synthetic
 from crime_pipeline.defs.automation_conditions import REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads, read_splits
 from crime_pipeline.defs.metadata import content_version
+from crime_pipeline.defs.models import per_city
 from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.deploy_tags import LIGHT, TABLE
 from crime_pipeline.lib import captions, plots
 from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba, publish_model
 from crime_pipeline.lib.atomic import publish, reject, rejected_path, staged_path, write_json, write_parquet, write_text
-from crime_pipeline.lib.evaluation import evaluate, markdown_table
+from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, model_name, primary_city
+from crime_pipeline.lib.evaluation import comparison_markdown, comparison_rows, evaluate, markdown_table
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.features import FEATURE_COLUMNS
 from crime_pipeline.lib.lake import LakeLayout, read_json
 from crime_pipeline.lib.report import render_report
+from crime_pipeline.lib.splits import city_parts
 from crime_pipeline.lib.storage import exists, read_bytes
 from crime_pipeline.lib.training import matrices
 from crime_pipeline.resources import LakeResource
@@ -33,10 +36,20 @@ PLAUSIBLE_ACCURACY = 0.8  # nine crime types from time and place do not honestly
 MODEL_ASSETS = [f"{kind}_model" for kind in KINDS]
 
 
-def all_generated(generator_versions: dict[str, str | None]) -> bool:
-    """True when every ingested file was recorded as written by the current generator: only then is
-    the Bayes limit known. A file without a recorded version counts as real data."""
-    return bool(generator_versions) and all(v == synthetic.GENERATOR_VERSION for v in generator_versions.values())
+def all_generated(generator_versions: dict[str, str | None], version: str | None = None) -> bool:
+    """True when every ingested file was recorded as written by the current generator (of its city:
+    `version`, the default city's by default): only then is the Bayes limit known. A file without a
+    recorded version counts as real data."""
+    version = version or synthetic.GENERATOR_VERSION
+    return bool(generator_versions) and all(v == version for v in generator_versions.values())
+
+
+def city_generated(quality: dict, city: str) -> bool:
+    """Whether every file of `city` came from the current generator of that city."""
+    versions = quality.get("generator_versions", {})
+    cities = quality.get("file_cities", {})
+    mine = {k: v for k, v in versions.items() if cities.get(k, DEFAULT_CITY) == city}
+    return all_generated(mine, synthetic.generator_version(city))
 
 
 @dg.multi_asset(
@@ -61,22 +74,26 @@ def all_generated(generator_versions: dict[str, str | None]) -> bool:
     ],
 )
 def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
-    """Every candidate model and two baselines (majority class, class prior) on the test split.
+    """Every candidate model and two baselines (majority class, class prior) on the test split, per city.
 
     Accuracy, balanced accuracy, macro and weighted F1, per-class precision and recall, log loss,
     top-3 accuracy and expected calibration error. On data from the built-in generator, also the
     Bayes limit: the same metrics for the generator's exact posterior on the same rows, and each
-    model's gap to it. When the blocking checks pass, the models are published to models/ and the
-    results to reports/evaluation.json; otherwise the previous ones stay.
+    model's gap to it. Each city is judged on its own test rows, against its own majority class and
+    Bayes limit. When the blocking checks pass, the models are published to models/ and the
+    results to reports/evaluation.json (the primary city's at the top level, every city's under
+    `cities`, and a `comparison` row per city); otherwise the previous ones stay.
     """
     layout = lake.layout
     reads = declared_reads(context, lake)
     splits, info = read_splits(reads)
     quality = reads.json(layout.report_file("data_quality.json"))
-    candidates = {kind: reads.json(layout.model_candidates / f"{kind}.json") for kind in KINDS}
-    bad_features = {k: sorted(set(m["features"]) - set(FEATURE_COLUMNS)) for k, m in candidates.items()}
+    cities = list(city_parts(splits))
+    candidates = {(kind, city): reads.json(layout.model_candidates / f"{model_name(kind, city)}.json")
+                  for city in cities for kind in KINDS}
+    bad_features = {model_name(*k): sorted(set(m["features"]) - set(FEATURE_COLUMNS)) for k, m in candidates.items()}
     bad_features = {k: v for k, v in bad_features.items() if v}
-    stale = [k for k, m in candidates.items() if m.get("data_version") != info["data_version"]]
+    stale = [model_name(*k) for k, m in candidates.items() if m.get("data_version") != info["data_version"]]
     yield_features = dg.AssetCheckResult(
         asset_key="model_evaluation", check_name="model_features_allowed", passed=not bad_features and not stale,
         metadata={"features_not_allowed": dg.MetadataValue.json(bad_features), "trained_on_other_data": ", ".join(stale) or "none"})
@@ -86,32 +103,44 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
         yield yield_features
         return
 
-    classes = info["classes"]
-    test_rows = splits[splits["split"] == "test"]
-    test = matrices(splits, info["scaler"], "test")
-    train_y = splits.loc[splits["split"] == "train", "label_id"].to_numpy()
-    probas = {}
-    for kind in KINDS:
-        reads.path(layout.model_candidates / candidates[kind]["weights_file"])
-        model, _ = load_model(layout.model_candidates, kind)
-        probas[kind] = predict_proba(kind, model, test.x, len(classes))
-    generated = all_generated(quality.get("generator_versions", {}))
-    bayes = None
-    if generated:
-        bayes = synthetic.posterior(test_rows["latitude"], test_rows["longitude"], test_rows["incident_datetime"])
-    doc = evaluate(test.y, train_y, probas, classes, info["strategy"], bayes)
-    doc["generated_data"] = generated
-    doc["data_version"] = info["data_version"]
-    winners = [k for k, g in doc["bayes"]["gap"].items() if g["test"]["beats_bayes"]] if doc["bayes"] else []
+    docs, predictions = {}, {}
+    for city, rows, city_info in per_city(splits, info):
+        classes = city_info["classes"]
+        test_rows = rows[rows["split"] == "test"]
+        test = matrices(rows, city_info["scaler"], "test")
+        train_y = rows.loc[rows["split"] == "train", "label_id"].to_numpy()
+        probas = {}
+        for kind in KINDS:
+            name = model_name(kind, city)
+            reads.path(layout.model_candidates / candidates[(kind, city)]["weights_file"])
+            model, _ = load_model(layout.model_candidates, kind, name)
+            probas[kind] = predict_proba(kind, model, test.x, len(classes))
+        generated = city_generated(quality, city)
+        bayes = None
+        if generated:
+            bayes = synthetic.posterior(test_rows["latitude"], test_rows["longitude"], test_rows["incident_datetime"],
+                                        city=city)
+        doc = evaluate(test.y, train_y, probas, classes, info["strategy"], bayes)
+        doc["generated_data"] = generated
+        doc["data_version"] = info["data_version"]
+        doc["city"] = city
+        docs[city] = doc
+        predictions[city] = pd.DataFrame({"label_id": test.y, **{f"pred_{k}": p.argmax(1) for k, p in probas.items()}})
+    primary = primary_city(docs)
+    doc = {**docs[primary], "cities": docs, "comparison": comparison_rows(docs)}
+    generated = all(d["generated_data"] for d in docs.values())
+    winners = [f"{k}" + ("" if c == primary and len(docs) == 1 else f" ({c})")
+               for c, d in docs.items() if d["bayes"] for k, g in d["bayes"]["gap"].items() if g["test"]["beats_bayes"]]
     passed = not winners
     outputs = (layout.report_file("evaluation.json"), layout.lake_file("test_predictions.parquet"))
     write_json(staged_path(outputs[0]), doc)
-    write_parquet(staged_path(outputs[1]), pd.DataFrame(
-        {"label_id": test.y, **{f"pred_{k}": p.argmax(1) for k, p in probas.items()}}))
+    write_parquet(staged_path(outputs[1]), predictions[primary])  # the primary city's: the figures show it
     if passed:
-        for kind in KINDS:
-            publish_model(layout.model_candidates, layout.models, kind,
-                          {"published_at": datetime.now(timezone.utc).isoformat(), "test_metrics": doc["models"][kind]})
+        for city, city_doc in docs.items():
+            for kind in KINDS:
+                publish_model(layout.model_candidates, layout.models, kind,
+                              {"published_at": datetime.now(timezone.utc).isoformat(),
+                               "test_metrics": city_doc["models"][kind]}, model_name(kind, city))
     for path in outputs:
         (publish if passed else reject)(path)
     if not passed:
@@ -123,6 +152,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
         data_version=content_version(outputs[0] if passed else rejected_path(outputs[0])),
         metadata={
             "metrics": dg.MetadataValue.md(table),
+            "cities": dg.MetadataValue.md(comparison_markdown(doc["comparison"])),
             "path": dg.MetadataValue.path(str(outputs[0])),
             "n_test": doc["n_test"],
             "published": passed,
@@ -134,25 +164,34 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
         }
     )
     yield yield_features
-    if generated:
+    judged = [d for d in docs.values() if d["bayes"]]
+    if judged:
         yield dg.AssetCheckResult(asset_key="model_evaluation", check_name="no_model_beats_bayes", passed=passed,
                                   metadata={"models_beating_bayes": ", ".join(winners) or "none",
-                                            "bayes_accuracy": doc["bayes"]["accuracy"]})
-        context.log.info("accuracy_is_plausible: skipped, generated data (the Bayes check applies)")
+                                            "bayes_accuracy": doc["bayes"]["accuracy"] if doc["bayes"] else None,
+                                            "cities_judged": ", ".join(d["city"] for d in judged)})
     else:
         context.log.info("no_model_beats_bayes: skipped, real data (the Bayes limit is unknown)")
-        too_good = [k for k, m in doc["models"].items() if m["accuracy"] > PLAUSIBLE_ACCURACY]
+    real = [d for d in docs.values() if not d["bayes"]]
+    if real:
+        too_good = [k + ("" if len(docs) == 1 else f" ({d['city']})")
+                    for d in real for k, m in d["models"].items() if m["accuracy"] > PLAUSIBLE_ACCURACY]
         yield dg.AssetCheckResult(
             asset_key="model_evaluation", check_name="accuracy_is_plausible", severity=dg.AssetCheckSeverity.WARN, passed=not too_good,
             metadata={"models_above_0.8": ", ".join(too_good) or "none"},
         )
+    else:
+        context.log.info("accuracy_is_plausible: skipped, generated data (the Bayes check applies)")
+    behind = {c: d for c, d in docs.items() if not (d["models"]["mlp"]["accuracy"] > d["baselines"]["majority"]["accuracy"]
+                                                   and d["models"]["mlp"]["log_loss"] <= d["models"]["baseline"]["log_loss"])}
     mlp, baseline = doc["models"]["mlp"], doc["models"]["baseline"]
     majority = doc["baselines"]["majority"]["accuracy"]
     yield dg.AssetCheckResult(
         asset_key="model_evaluation", check_name="mlp_beats_baselines", severity=dg.AssetCheckSeverity.WARN,
-        passed=mlp["accuracy"] > majority and mlp["log_loss"] <= baseline["log_loss"],
+        passed=not behind,
         metadata={"mlp_accuracy": mlp["accuracy"], "majority_accuracy": majority,
-                  "mlp_log_loss": mlp["log_loss"], "baseline_log_loss": baseline["log_loss"]},
+                  "mlp_log_loss": mlp["log_loss"], "baseline_log_loss": baseline["log_loss"],
+                  "cities_behind": ", ".join(behind) or "none"},
     )
 
 
@@ -172,9 +211,13 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     reads = declared_reads(context, lake)
     evaluation = reads.json(layout.report_file("evaluation.json"))
     classes = evaluation["classes"]
+    city = evaluation.get("city", DEFAULT_CITY)  # the figures show the primary city
+    profile = get_profile(city)
     incidents = reads.parquet(layout.table("incidents"))
+    if "city" in incidents:
+        incidents = incidents[incidents["city"] == city]
     predictions = reads.parquet(layout.lake_file("test_predictions.parquet"))
-    history = reads.json(layout.models / "mlp.json")["history"]
+    history = reads.json(layout.models / f"{model_name('mlp', city)}.json")["history"]
     y = predictions["label_id"].to_numpy()
     written: dict[str, str] = {}
     for kind in evaluation["models"]:
@@ -186,9 +229,9 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     for path, caption in (
         (plots.class_distribution_figure(incidents["label"], classes, layout.report_file("class_distribution.png")),
          captions.class_distribution(incidents["label"])),
-        (plots.hotspots_by_time_band(incidents, layout.report_file("hotspots_time_bands.png")),
+        (plots.hotspots_by_time_band(incidents, layout.report_file("hotspots_time_bands.png"), profile),
          captions.hotspots_by_time_band(incidents)),
-        (plots.hotspots_by_type(incidents, classes, layout.report_file("hotspots_types.png")),
+        (plots.hotspots_by_type(incidents, classes, layout.report_file("hotspots_types.png"), profile=profile),
          captions.hotspots_by_type(incidents)),
         (plots.training_curves_figure(history, layout.report_file("training_curves.png")), captions.training_curves(history)),
         (plots.per_class_recall_figure(recalls, classes, layout.report_file("per_class_recall.png")),
@@ -263,6 +306,7 @@ def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
         "best_accuracy": round(best[1]["accuracy"], 4),
         "majority_accuracy": round(evaluation["baselines"]["majority"]["accuracy"], 4),
         "bayes_accuracy": round(evaluation["bayes"]["accuracy"], 4) if evaluation.get("bayes") else None,
+        "cities": [r["city"] for r in evaluation.get("comparison", [])],
     }
     write_json(layout.report_file("summary.json"), summary)
     context.log.info(f"report: {path}")
@@ -297,5 +341,12 @@ def headline(layout: LakeLayout) -> str | None:
         m = evaluation["bayes"]
         lines.append(f"  {'Bayes':12s} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  log loss {m['log_loss']:.4f}"
                      "  (the best any model can do on this data)")
+    comparison = evaluation.get("comparison") or []
+    if len(comparison) > 1:  # several cities: one line each, each against its own baselines
+        lines.append(f"  (above: {evaluation.get('city')}) cities side by side:")
+        for r in comparison:
+            bayes = f", Bayes {r['bayes_accuracy']:.4f}" if r["bayes_accuracy"] is not None else ""
+            lines.append(f"  {r['city']:12s} best {r['best_model']} {r['best_accuracy']:.4f}, majority "
+                         f"{r['majority_accuracy']:.4f}{bayes} ({r['n_test']:,} test incidents)")
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHAN
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.deploy_tags import CPU_TRAINING
 from crime_pipeline.lib.atomic import write_json
+from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, primary_city
 from crime_pipeline.lib.seed_method import SeedSettings, markdown, reproduce
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
@@ -38,9 +39,13 @@ def seed_reproduction(context: dg.AssetExecutionContext, config: SeedReproductio
     layout = lake.layout
     reads = declared_reads(context, lake)
     incidents = reads.parquet(layout.table("incidents"))
+    city = primary_city(incidents["city"].unique()) if "city" in incidents else DEFAULT_CITY
+    if "city" in incidents:  # the primary city's incidents (the default city when present)
+        incidents = incidents[incidents["city"] == city]
     settings = SeedSettings(**config.model_dump())
     device = torch_device.resolve()
-    doc = reproduce(incidents, settings, device, log=context.log.info)
+    doc = reproduce(incidents, settings, device, log=context.log.info, classes=get_profile(city).class_names)
+    doc["city"] = city
     path = write_json(layout.report_file(RESULT_FILE), doc)
     context.log.info(doc["sentence"])
     honest, leaky = doc["variants"]["honest"], doc["variants"]["leaky"]

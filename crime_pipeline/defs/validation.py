@@ -18,10 +18,11 @@ from crime_pipeline.defs.metadata import column_lineage, content_version, same_n
 from crime_pipeline.deploy_tags import PER_FILE, TABLE
 from crime_pipeline.lib.atomic import (parquet_metadata, publish, read_table, reject, rejected_path, staged_path,
                                        write_json, write_parquet)
+from crime_pipeline.lib.cities import DEFAULT_CITY
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.lake import record_validated, split_by_status
 from crime_pipeline.lib.quality import accounting_problems, quality_report
-from crime_pipeline.lib.validation import RULES, local_time, supersede, validate_incidents
+from crime_pipeline.lib.validation import RULES, city_of, local_time, supersede, validate_incidents
 from crime_pipeline.resources import LakeResource
 
 
@@ -104,7 +105,7 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
         f"{len(result.quarantine)} quarantined {result.by_rule}"
     )
     lineage = same_name_lineage(result.valid, "raw_incidents", raw.columns) | {
-        "label": [("raw_incidents", "parent_incident_type")],
+        "label": [("raw_incidents", city_of(raw).label_column)],
         "latitude": [("raw_incidents", "latitude"), ("raw_incidents", "location")],
         "longitude": [("raw_incidents", "longitude"), ("raw_incidents", "location")],
         "hour_of_day_reported": [("raw_incidents", "hour_of_day")],
@@ -115,7 +116,7 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
         asset_key="validated_incidents",
         data_version=content_version(served),
         metadata={**table_metadata(result.valid, outputs[0]), "rows_read": result.rows_read, "published": balanced,
-                  "validated_as_of": str(ingestion_time(entry)),
+                  "validated_as_of": str(ingestion_time(entry)), "city": city_of(raw).key,
                   "dagster/column_lineage": column_lineage(lineage),
                   **{f"flag/{k}": v for k, v in result.flags.items()}, **reads.metadata()},
     )
@@ -179,6 +180,7 @@ def incidents(context: dg.AssetExecutionContext, lake: LakeResource):
                             kept["partition_key"].value_counts().to_dict())
     report["pending_files"] = [{"partition_key": k, "file": e["file"], "status": e.get("status")} for k, e in pending.items()]
     report["generator_versions"] = {k: e.get("generator_version") for k, e in ledger["files"].items()}
+    report["file_cities"] = {k: e.get("city", DEFAULT_CITY) for k, e in ledger["files"].items()}
     target, quality_path = layout.table("incidents"), layout.report_file("data_quality.json")
     write_parquet(staged_path(target), kept)
     write_json(staged_path(quality_path), report)

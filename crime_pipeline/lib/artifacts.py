@@ -51,17 +51,20 @@ def _serialise(kind: str, model) -> bytes:
     raise ValueError(f"unknown model kind {kind!r}")
 
 
-def save_model(folder: Path, kind: str, model, metadata: dict) -> Path:
-    """Write the weights (content-addressed) then the metadata JSON; remove superseded weights."""
+def save_model(folder: Path, kind: str, model, metadata: dict, name: str | None = None) -> Path:
+    """Write the weights (content-addressed) then the metadata JSON; remove superseded weights.
+
+    `name` is the file stem (default: the kind; another city's model is `<kind>.<city>`)."""
+    name = name or kind
     data = _serialise(kind, model)
     if kind in MLP_KINDS:
         metadata = {**metadata, "mlp": model.artifact_meta()}
     digest = hashlib.sha256(data).hexdigest()
-    weights = folder / f"{kind}-{digest[:12]}.{_SUFFIX[kind]}"
+    weights = folder / f"{name}-{digest[:12]}.{_SUFFIX[kind]}"
     write_bytes(weights, data)
-    meta_path = write_json(folder / f"{kind}.json", {**metadata, "kind": kind, "weights_file": weights.name,
+    meta_path = write_json(folder / f"{name}.json", {**metadata, "kind": kind, "weights_file": weights.name,
                                                      "weights_sha256": digest})
-    for old in storage.glob(folder, f"{kind}-*.{_SUFFIX[kind]}"):
+    for old in storage.glob(folder, f"{name}-*.{_SUFFIX[kind]}"):
         if old.name != weights.name:
             storage.remove(old)
     return meta_path
@@ -136,13 +139,13 @@ def _check_shape(kind: str, model, meta: dict, weights: Path) -> None:
                             f"metadata lists {len(meta['features'])} features and {len(meta['classes'])} classes")
 
 
-def load_model(folder: Path, kind: str):
+def load_model(folder: Path, kind: str, name: str | None = None):
     """Load (model, metadata), verifying the metadata and the weights' hash first; raise ArtifactError otherwise."""
     if kind not in KINDS:
         raise ArtifactError(f"unknown model kind {kind!r}: one of {', '.join(KINDS)}")
-    meta_path = folder / f"{kind}.json"
+    meta_path = folder / f"{name or kind}.json"
     if not storage.exists(meta_path):
-        raise ArtifactError(f"no {kind} model in {folder}: materialize the {kind}_model asset first")
+        raise ArtifactError(f"no {name or kind} model in {folder}: materialize the {kind}_model asset first")
     meta = _read_metadata(meta_path, kind)
     weights = folder / Path(meta["weights_file"]).name  # never follow a path out of the folder
     if not storage.exists(weights):
@@ -175,14 +178,15 @@ def predict_proba(kind: str, model, x: np.ndarray, n_classes: int) -> np.ndarray
     return full / full.sum(axis=1, keepdims=True)
 
 
-def publish_model(candidates: Path, published: Path, kind: str, extra: dict) -> Path:
+def publish_model(candidates: Path, published: Path, kind: str, extra: dict, name: str | None = None) -> Path:
     """Copy an audited candidate into the published folder: weights first, then the JSON (with
     `extra`, e.g. the evaluation that passed), so a reader never sees a JSON without its weights."""
-    meta = json.loads(storage.read_bytes(candidates / f"{kind}.json"))
+    name = name or kind
+    meta = json.loads(storage.read_bytes(candidates / f"{name}.json"))
     weights = published / Path(meta["weights_file"]).name
     write_bytes(weights, storage.read_bytes(candidates / weights.name))
-    path = write_json(published / f"{kind}.json", {**meta, **extra})
-    for old in storage.glob(published, f"{kind}-*.{_SUFFIX[kind]}"):
+    path = write_json(published / f"{name}.json", {**meta, **extra})
+    for old in storage.glob(published, f"{name}-*.{_SUFFIX[kind]}"):
         if old.name != weights.name:
             storage.remove(old)
     return path

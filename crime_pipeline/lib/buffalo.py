@@ -1,6 +1,11 @@
-"""Fixed geography of Buffalo, NY, shared by validation, features, the generator and the maps."""
+"""Buffalo, NY's geography, as its city profile (cities/buffalo.yaml) gives it; kept for old imports.
 
-# City limits as public analyses give them (see ../shared/fixtures/README.md).
-LAT_MIN, LAT_MAX = 42.828, 42.966
-LON_MIN, LON_MAX = -78.910, -78.799
-DOWNTOWN = (42.8864, -78.8784)  # Niagara Square, Buffalo City Hall
+New code takes these from the row's city profile (lib/cities.py) instead.
+"""
+
+from crime_pipeline.lib.cities import default_profile
+
+_PROFILE = default_profile()
+LAT_MIN, LAT_MAX = _PROFILE.box.lat_min, _PROFILE.box.lat_max
+LON_MIN, LON_MAX = _PROFILE.box.lon_min, _PROFILE.box.lon_max
+DOWNTOWN = tuple(_PROFILE.center)  # Niagara Square, Buffalo City Hall

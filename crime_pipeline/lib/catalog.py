@@ -19,11 +19,11 @@ PUBLISHED_BY: dict[str, tuple[str, ...]] = {
     "incidents": ("lake/incidents.parquet", "reports/data_quality.json"),
     "incident_features": ("lake/incident_features.parquet", "lake/label_map.json", "lake/leakage_check.json"),
     "dataset_splits": ("lake/dataset_splits.parquet", "lake/dataset_splits.json"),
-    # Model assets write candidates; model_evaluation audits them and publishes those that pass.
-    "baseline_model": ("models/candidates/baseline.json", "models/candidates/baseline-*"),
-    "mlp_model": ("models/candidates/mlp.json", "models/candidates/mlp-*"),
-    "mlp_weighted_model": ("models/candidates/mlp_weighted.json", "models/candidates/mlp_weighted-*"),
-    "gbdt_model": ("models/candidates/gbdt.json", "models/candidates/gbdt-*"),
+    # Model assets write candidates (another city's as `<kind>.<city>.json`); model_evaluation audits
+    # them and publishes those that pass.
+    **{f"{kind}_model": (f"models/candidates/{kind}.json", f"models/candidates/{kind}-*",
+                         f"models/candidates/{kind}.*.json", f"models/candidates/{kind}.*-*")
+       for kind in ("baseline", "mlp", "mlp_weighted", "gbdt")},
     "model_evaluation": ("reports/evaluation.json", "lake/test_predictions.parquet", "models/*.json", "models/*-*"),
     "figures": ("reports/*.png", "reports/captions.json"),
     "seed_reproduction": ("reports/seed_reproduction.json",),

@@ -11,60 +11,29 @@ from __future__ import annotations
 
 import re
 
-# The canonical classes: Buffalo's nine parent incident types, in order of frequency.
-CLASSES: tuple[str, ...] = (
-    "Theft",
-    "Assault",
-    "Breaking & Entering",
-    "Theft of Vehicle",
-    "Robbery",
-    "Sexual Assault",
-    "Other Sexual Offense",
-    "Homicide",
-    "Sexual Offense",
-)
+from crime_pipeline.lib.cities import CityProfile, default_profile
 
-# Canonical name -> accepted normalised spellings (besides the canonical name itself).
-ALIASES: dict[str, tuple[str, ...]] = {
-    "case_number": ("case_no", "case_num", "casenumber"),
-    "incident_datetime": ("incident_date_time", "incident_date"),
-    "incident_id": ("id",),
-    "incident_type_primary": ("incident_type",),
-    "incident_description": ("description",),
-    "parent_incident_type": ("parent_type",),
-    "clearance_type": (),
-    "hour_of_day": ("hour",),
-    "day_of_week": ("weekday",),
-    "address": ("address_1", "address1", "street_address"),
-    "address_2": ("address2",),
-    "city": (),
-    "state": (),
-    "zip_code": ("zip", "zipcode"),
-    "country": (),
-    "neighborhood": ("neighborhood_1", "neighbourhood"),
-    "location": ("geocoded_location",),
-    "latitude": ("lat",),
-    "longitude": ("lon", "lng", "long"),
-    "created_at": ("created",),
-    "updated_at": ("updated",),
-    "council_district": (),
-    "police_district": (),
-    "census_tract": (),
-}
+# The default city's (Buffalo's) classes, in order of frequency, and its header aliases
+# (canonical name -> accepted normalised spellings besides the canonical name itself).
+CLASSES: tuple[str, ...] = default_profile().class_names
+ALIASES: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in default_profile().header_aliases.items()}
 
-_LOOKUP: dict[str, str] = {}
-for _canonical, _spellings in ALIASES.items():
-    _LOOKUP[_canonical] = _canonical
-    for _spelling in _spellings:
-        _LOOKUP[_spelling] = _canonical
-
-# A file must carry these (after normalisation) to be ingestible at all.
+# A file must carry these (after normalisation) to be ingestible at all: the default city's, see
+# required_columns() for any city's ...
 REQUIRED_COLUMNS: tuple[str, ...] = ("case_number", "incident_datetime", "parent_incident_type")
 # ... and coordinates, either as two columns or as a WKT `location` point.
 COORDINATE_COLUMN_SETS: tuple[tuple[str, ...], ...] = (("latitude", "longitude"), ("location",))
 
-# Columns added by ingestion to every row; they name where the row came from.
-SOURCE_COLUMNS: tuple[str, ...] = ("source_file", "source_sha256", "source_line")
+
+def required_columns(profile: CityProfile | None = None) -> tuple[str, ...]:
+    """The case number, the datetime and the city's label column."""
+    profile = profile or default_profile()
+    return ("case_number", "incident_datetime", profile.label_column)
+
+
+# Columns added by ingestion to every row; they name where the row came from (`city`: the key of
+# the city profile the file was read with; an export's own "City" column is kept as `input_city`).
+SOURCE_COLUMNS: tuple[str, ...] = ("source_file", "source_sha256", "source_line", "city")
 # Every column our own code adds to a row (ingestion, validation, the merge). An input column with
 # one of these names is renamed `input_<name>`, keeping its values, so it never collides with ours.
 RESERVED_COLUMNS: tuple[str, ...] = (
@@ -79,7 +48,7 @@ def normalise_header(name: str) -> str:
     return text
 
 
-def canonical_names(headers: list[str]) -> list[str]:
+def canonical_names(headers: list[str], profile: CityProfile | None = None) -> list[str]:
     """Map raw headers to canonical names, unique whatever the input, none of them reserved.
 
     Unknown headers keep their normalised form; an empty one becomes `unnamed_<position>`; a
@@ -87,10 +56,11 @@ def canonical_names(headers: list[str]) -> list[str]:
     a later duplicate takes its own normalised spelling if free (both "zip" and "zip_code": the
     second stays "zip"), else `<name>_2`, `<name>_3`, ... skipping every name already taken.
     """
+    lookup = (profile or default_profile()).header_lookup()
     wanted: list[tuple[str, str]] = []
     for position, raw in enumerate(headers):
         norm = normalise_header(raw)
-        name = _LOOKUP.get(norm, norm) or f"unnamed_{position}"
+        name = lookup.get(norm, norm) or f"unnamed_{position}"
         wanted.append((f"input_{name}" if name in RESERVED_COLUMNS else name, norm))
     out = [""] * len(wanted)
     taken: set[str] = set()
@@ -112,20 +82,17 @@ def canonical_names(headers: list[str]) -> list[str]:
     return out
 
 
-def missing_required(columns: list[str]) -> list[str]:
+def missing_required(columns: list[str], profile: CityProfile | None = None) -> list[str]:
     """Names of required columns a normalised header lacks (empty when the file is ingestible)."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    missing = [c for c in required_columns(profile) if c not in columns]
     if not any(all(c in columns for c in group) for group in COORDINATE_COLUMN_SETS):
         missing.append("latitude+longitude or location")
     return missing
 
 
-_CLASS_LOOKUP = {re.sub(r"\s+", " ", c.replace("&", "and")).casefold(): c for c in CLASSES}
-
-
-def canonical_label(value: object) -> str | None:
-    """Canonical class for a raw parent type, ignoring case, spacing and '&' vs 'and'; else None."""
+def canonical_label(value: object, profile: CityProfile | None = None) -> str | None:
+    """The city's class for a raw label value, ignoring case, spacing and '&' vs 'and'; else None."""
     if not isinstance(value, str):
         return None
     key = re.sub(r"\s+", " ", value.replace("&", "and")).strip().casefold()
-    return _CLASS_LOOKUP.get(key)
+    return (profile or default_profile()).label_lookup().get(key)

@@ -71,3 +71,39 @@ def markdown_table(doc: dict) -> str:
         for name, m in rows
     )
     return head + body
+
+
+def comparison_rows(docs: dict[str, dict]) -> list[dict]:
+    """One row per city: its test size, majority class, best model and each model against its own
+    majority class and (on generated data) its own Bayes limit."""
+    rows = []
+    for city, doc in docs.items():
+        best = max(doc["models"], key=lambda k: doc["models"][k]["accuracy"])
+        majority = doc["baselines"]["majority"]
+        train_share = doc["baselines"].get("prior")
+        row = {"city": city, "classes": len(doc["classes"]), "n_test": doc["n_test"],
+               "majority_accuracy": majority["accuracy"], "majority_macro_f1": majority["macro_f1"],
+               "best_model": best, "best_accuracy": doc["models"][best]["accuracy"],
+               "best_gain_over_majority": doc["models"][best]["accuracy"] - majority["accuracy"],
+               "prior_log_loss": train_share["log_loss"] if train_share else None,
+               "bayes_accuracy": doc["bayes"]["accuracy"] if doc.get("bayes") else None,
+               "bayes_log_loss": doc["bayes"]["log_loss"] if doc.get("bayes") else None}
+        for kind, m in doc["models"].items():
+            row[f"{kind}_accuracy"], row[f"{kind}_macro_f1"], row[f"{kind}_log_loss"] = (
+                m["accuracy"], m["macro_f1"], m["log_loss"])
+        rows.append(row)
+    return rows
+
+
+COMPARISON_COLUMNS = ("city", "classes", "n_test", "majority_accuracy", "best_model", "best_accuracy",
+                      "best_gain_over_majority", "mlp_log_loss", "prior_log_loss", "bayes_accuracy", "bayes_log_loss")
+
+
+def comparison_markdown(rows: list[dict]) -> str:
+    """The per-city comparison as a Markdown table (the UI's metadata)."""
+    head = "| " + " | ".join(COMPARISON_COLUMNS) + " |\n|" + "---|" * len(COMPARISON_COLUMNS) + "\n"
+
+    def cell(v):
+        return "n/a" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    return head + "".join("| " + " | ".join(cell(r.get(c)) for c in COMPARISON_COLUMNS) + " |\n" for r in rows)

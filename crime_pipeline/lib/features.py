@@ -12,13 +12,12 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.holiday import USFederalHolidayCalendar
 
-from crime_pipeline.lib.buffalo import DOWNTOWN
-from crime_pipeline.lib.columns import CLASSES
+from crime_pipeline.lib.cities import CityProfile, default_profile, get_profile
 
 SOURCE_COLUMNS: tuple[str, ...] = ("latitude", "longitude", "incident_datetime")
 KM_PER_DEG_LAT = 111.0
-KM_PER_DEG_LON = 111.0 * np.cos(np.radians(DOWNTOWN[0]))
 GRID_SIZE_DEG = 0.01  # about 1.1 km x 0.8 km cells
+CITY_COLUMN = "city"  # which city profile a row belongs to: carried, never a feature
 
 # Every feature column and the source fields it is computed from (the column lineage).
 FEATURE_LINEAGE: dict[str, tuple[str, ...]] = {
@@ -49,9 +48,9 @@ MODEL_FEATURES: tuple[str, ...] = tuple(c for c in FEATURE_COLUMNS if c not in (
 ID_COLUMNS: tuple[str, ...] = ("case_number", "incident_datetime")
 
 
-def label_map() -> dict[str, int]:
-    """The stable class -> index map saved beside the feature table."""
-    return {name: i for i, name in enumerate(CLASSES)}
+def label_map(profile: CityProfile | None = None) -> dict[str, int]:
+    """The stable class -> index map of a city (the default city's by default), saved beside the feature table."""
+    return {name: i for i, name in enumerate((profile or default_profile()).class_names)}
 
 
 def _cyclic(values: pd.Series, period: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,15 +58,24 @@ def _cyclic(values: pd.Series, period: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sin(angle), np.cos(angle)
 
 
-def time_place_features(latitude: pd.Series, longitude: pd.Series, when: pd.Series) -> pd.DataFrame:
-    """The feature columns (in `FEATURE_COLUMNS` order) from the three allowed source fields."""
+def time_place_features(latitude: pd.Series, longitude: pd.Series, when: pd.Series,
+                        profile: CityProfile | None = None) -> pd.DataFrame:
+    """The feature columns (in `FEATURE_COLUMNS` order) from the three allowed source fields.
+
+    Distances are from the city's central point; grid cells count from the 0.1-degree corner below its box.
+    """
+    profile = profile or default_profile()
+    center = profile.center
+    km_per_deg_lon = 111.0 * np.cos(np.radians(center[0]))
+    origin_lat, origin_lon = np.floor(profile.box.lat_min * 10) / 10, np.floor(profile.box.lon_min * 10) / 10
     when = pd.to_datetime(when)
     lat = latitude.to_numpy(dtype=float)
     lon = longitude.to_numpy(dtype=float)
     out = pd.DataFrame(index=latitude.index)
     out["latitude"], out["longitude"] = lat, lon
-    out["dist_downtown_km"] = np.hypot((lat - DOWNTOWN[0]) * KM_PER_DEG_LAT, (lon - DOWNTOWN[1]) * KM_PER_DEG_LON)
-    out["grid_cell"] = (np.floor((lat - 42.8) / GRID_SIZE_DEG) * 100 + np.floor((lon + 79.0) / GRID_SIZE_DEG)).astype(int)
+    out["dist_downtown_km"] = np.hypot((lat - center[0]) * KM_PER_DEG_LAT, (lon - center[1]) * km_per_deg_lon)
+    out["grid_cell"] = (np.floor((lat - origin_lat) / GRID_SIZE_DEG) * 100
+                        + np.floor((lon - origin_lon) / GRID_SIZE_DEG)).astype(int)
     out["hour"] = when.dt.hour.astype(int)
     out["hour_sin"], out["hour_cos"] = _cyclic(out["hour"], 24)
     out["weekday"] = when.dt.day_of_week.astype(int)
@@ -86,9 +94,25 @@ def time_place_features(latitude: pd.Series, longitude: pd.Series, when: pd.Seri
 
 
 def build_feature_table(incidents: pd.DataFrame) -> pd.DataFrame:
-    """Ids, features and label for every incident; only `SOURCE_COLUMNS` feed the features."""
-    features = time_place_features(incidents["latitude"], incidents["longitude"], incidents["incident_datetime"])
+    """Ids, features and label for every incident; only `SOURCE_COLUMNS` feed the features.
+
+    With a `city` column, each city's rows get its own geography and `label_id` is the index in that
+    city's classes; the column is carried at the end (it is no feature). A table of the default city
+    alone gets no `city` column: Buffalo's feature table stays what it always was.
+    """
+    incidents = incidents.reset_index(drop=True)
+    if CITY_COLUMN not in incidents or set(incidents[CITY_COLUMN].unique()) <= {default_profile().key}:
+        return _feature_table(incidents, default_profile())
+    parts = [_feature_table(rows, get_profile(city)).set_index(rows.index).assign(city=city)
+             for city, rows in incidents.groupby(CITY_COLUMN, sort=False)]
+    if not parts:
+        return _feature_table(incidents, default_profile()).assign(city=pd.Series(dtype=object))
+    return pd.concat(parts).sort_index()
+
+
+def _feature_table(incidents: pd.DataFrame, profile: CityProfile) -> pd.DataFrame:
+    features = time_place_features(incidents["latitude"], incidents["longitude"], incidents["incident_datetime"], profile)
     table = pd.concat([incidents[list(ID_COLUMNS)].reset_index(drop=True), features.reset_index(drop=True)], axis=1)
     table["label"] = incidents["label"].to_numpy()
-    table["label_id"] = table["label"].map(label_map()).astype(int)
+    table["label_id"] = table["label"].map(label_map(profile)).astype(int)
     return table

@@ -89,3 +89,19 @@ def combination_accuracy(features: pd.DataFrame, label: pd.Series, seed: int = 0
     accuracy = float(cross_val_score(tree, np.nan_to_num(x), y, cv=2).mean())
     return {"accuracy": accuracy, "majority": majority, "rows": int(len(y)),
             "leaky": accuracy >= COMBINATION_LIMIT and accuracy > majority + 0.05}
+
+
+def disguise_scores(incidents: pd.DataFrame, disguises: dict[str, list[str]], seed: int = 0) -> dict:
+    """Per city, the same single-column scores for the columns its profile names as the label's
+    disguises (those present): evidence that the check would refuse them as features."""
+    out = {}
+    for city, columns in disguises.items():
+        rows = incidents[incidents["city"] == city] if "city" in incidents else incidents
+        present = [c for c in columns if c in rows]
+        if not present or len(rows) == 0:
+            out[city] = {}
+            continue
+        scores = leakage_scores(rows[present].astype("string").fillna(""), rows["label"], seed)
+        out[city] = {c: {"mi_ratio": float(v["mi_ratio"]), "purity": float(v["purity"]), "leaky": bool(v["leaky"])}
+                     for c, v in scores.to_dict(orient="index").items()}
+    return out

@@ -14,10 +14,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from crime_pipeline.lib.atomic import atomic_path  # noqa: E402
-from crime_pipeline.lib.buffalo import DOWNTOWN, LAT_MAX, LAT_MIN, LON_MAX, LON_MIN  # noqa: E402
-
-LAT_RANGE = (LAT_MIN, LAT_MAX)
-LON_RANGE = (LON_MIN, LON_MAX)
+from crime_pipeline.lib.cities import CityProfile, default_profile  # noqa: E402
 
 TIME_BANDS = {"Late night (0-4h)": (0, 5), "Morning (5-11h)": (5, 12), "Afternoon (12-17h)": (12, 18),
               "Evening (18-23h)": (18, 24)}
@@ -67,7 +64,13 @@ def training_curves_figure(history: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def _hexbin_grid(panels: dict[str, pd.DataFrame], title: str, path: Path, ncols: int) -> Path:
+def _hexbin_grid(panels: dict[str, pd.DataFrame], title: str, path: Path, ncols: int,
+                 profile: CityProfile | None = None) -> Path:
+    profile = profile or default_profile()
+    lat_range, lon_range = (profile.box.lat_min, profile.box.lat_max), (profile.box.lon_min, profile.box.lon_max)
+    center = profile.center
+    # Three longitude ticks that fit the panel (Buffalo's as they always were).
+    ticks = [-78.90, -78.86, -78.82] if profile == default_profile() else np.round(np.linspace(*lon_range, 5)[1:-1], 2)
     nrows = int(np.ceil(len(panels) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 4.4 * nrows), squeeze=False)
     image = None
@@ -76,16 +79,16 @@ def _hexbin_grid(panels: dict[str, pd.DataFrame], title: str, path: Path, ncols:
         # panels of very different sizes compare fairly and the one colour bar is true for all.
         share = np.full(len(rows), 1.0 / max(len(rows), 1))
         image = ax.hexbin(rows["longitude"], rows["latitude"], C=share, reduce_C_function=np.sum, gridsize=35,
-                          extent=(*LON_RANGE, *LAT_RANGE), cmap="inferno", norm=LogNorm(vmin=1e-4, vmax=2e-2))
-        ax.plot(DOWNTOWN[1], DOWNTOWN[0], marker="*", color="cyan", markersize=10)
+                          extent=(*lon_range, *lat_range), cmap="inferno", norm=LogNorm(vmin=1e-4, vmax=2e-2))
+        ax.plot(center[1], center[0], marker="*", color="cyan", markersize=10)
         ax.set_title(f"{name} (n={len(rows):,})", fontsize=10)
         if i % ncols == 0:  # axis titles on the outer panels only, so nothing overlaps
             ax.set_ylabel("latitude")
         if i >= len(panels) - ncols:
             ax.set_xlabel("longitude")
-        ax.set_xticks([-78.90, -78.86, -78.82])
-        ax.set_xlim(LON_RANGE)
-        ax.set_ylim(LAT_RANGE)
+        ax.set_xticks(ticks)
+        ax.set_xlim(lon_range)
+        ax.set_ylim(lat_range)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
@@ -100,20 +103,21 @@ def _hexbin_grid(panels: dict[str, pd.DataFrame], title: str, path: Path, ncols:
     return path
 
 
-def hotspots_by_time_band(incidents: pd.DataFrame, path: Path) -> Path:
+def hotspots_by_time_band(incidents: pd.DataFrame, path: Path, profile: CityProfile | None = None) -> Path:
     """Where incidents happen in each time band: the late-night downtown cluster stands out."""
     hour = pd.to_datetime(incidents["incident_datetime"]).dt.hour
     panels = {name: incidents[(hour >= lo) & (hour < hi)] for name, (lo, hi) in TIME_BANDS.items()}
-    return _hexbin_grid(panels, "Incident density by time of day", path, ncols=2)
+    return _hexbin_grid(panels, "Incident density by time of day", path, ncols=2, profile=profile)
 
 
-def hotspots_by_type(incidents: pd.DataFrame, classes: list[str], path: Path, top: int = 6) -> Path:
+def hotspots_by_type(incidents: pd.DataFrame, classes: list[str], path: Path, top: int = 6,
+                     profile: CityProfile | None = None) -> Path:
     """Where the main incident types happen."""
     counts = incidents["label"].value_counts()
     main = [c for c in classes if c in counts.index][:top]
     main = sorted(main, key=lambda c: -counts[c])
     panels = {name: incidents[incidents["label"] == name] for name in main}
-    return _hexbin_grid(panels, "Incident density by type", path, ncols=3)
+    return _hexbin_grid(panels, "Incident density by type", path, ncols=3, profile=profile)
 
 
 def class_distribution_figure(labels: pd.Series, classes: list[str], path: Path) -> Path:

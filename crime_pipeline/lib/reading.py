@@ -20,7 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from crime_pipeline.lib.columns import canonical_names, missing_required
+from crime_pipeline.lib.cities import DEFAULT_CITY, CityProfile, city_from_filename, profiles
+from crime_pipeline.lib.columns import canonical_names, missing_required, normalise_header
 from crime_pipeline.lib.storage import lake_path, open_read, read_bytes
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -40,6 +41,7 @@ class RawRead:
 
     rows: pd.DataFrame
     original_headers: list[str]
+    city: str = DEFAULT_CITY  # the key of the city profile the file was read with (also the `city` column)
 
     @property
     def rows_read(self) -> int:
@@ -114,14 +116,48 @@ def _describe_first_line(fields: list[str], delimiter: str) -> str:
     return f"{count}; header was: {shown}"
 
 
-def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
+def choose_profile(name: str, header: list[str], known: dict[str, CityProfile]) -> tuple[CityProfile, list[str]]:
+    """The city profile a file belongs to, and its canonical column names; UnreadableFileError if none fits.
+
+    A `<city>__` file-name prefix naming a known city decides. Otherwise every profile whose
+    required columns the header has is a candidate, and the one with most of its signature and
+    alias spellings present wins; a tie needs the prefix. With no candidate, the error names the
+    closest profile (fewest columns missing) and what it misses.
+    """
+    named = city_from_filename(name)
+    if named in known:
+        columns = canonical_names(header, known[named])
+        missing = missing_required(columns, known[named])
+        if missing:
+            raise UnreadableFileError(f"{name}: named city {named!r} by its prefix but not an incident export of "
+                                      f"that city: missing required column(s) {', '.join(missing)} ({known[named].source})")
+        return known[named], columns
+    norm = {normalise_header(h) for h in header}
+    fits = []
+    for key, profile in sorted(known.items(), key=lambda kv: (kv[0] != DEFAULT_CITY, kv[0])):
+        columns = canonical_names(header, profile)
+        spellings = {s for spelled in profile.header_aliases.values() for s in spelled}
+        score = len(norm & (set(profile.signature) | spellings | set(profile.header_aliases)))
+        fits.append((len(missing_required(columns, profile)), -score, key, columns))
+    fits.sort(key=lambda f: f[:2])  # stable: the default city first among equals
+    best = fits[0]
+    if best[0] == 0 and len(fits) > 1 and fits[1][:2] == best[:2]:
+        tied = [f[2] for f in fits if f[:2] == best[:2]]
+        raise UnreadableFileError(f"{name}: the header fits the city profiles {', '.join(tied)} equally well; "
+                                  f"name the city with a file-name prefix, e.g. {tied[-1]}{'__'}{name}")
+    return known[best[2]], best[3]
+
+
+def read_raw_csv(path: str | Path, data: bytes | None = None, cities: dict[str, CityProfile] | None = None) -> RawRead:
     """Read a CSV export as text with canonical headers; raise UnreadableFileError if impossible.
 
-    Whatever the bytes, the only exception is UnreadableFileError, and its message names the file.
+    `cities` are the profiles to choose from (default: every known one). Whatever the bytes, the
+    only exception is UnreadableFileError, and its message names the file.
     """
     path = lake_path(path)
+    cities = cities or profiles()  # a bad profile raises ProfileError naming its file, not this one
     try:
-        return _read_raw_csv(path.name, read_bytes(path) if data is None else data)
+        return _read_raw_csv(path.name, read_bytes(path) if data is None else data, cities)
     except UnreadableFileError:
         raise
     except Exception as exc:  # weird input must never surface as a bare traceback naming no file
@@ -129,7 +165,7 @@ def read_raw_csv(path: str | Path, data: bytes | None = None) -> RawRead:
         raise UnreadableFileError(f"{path.name}: not a readable CSV file ({detail[:300]})") from exc
 
 
-def _read_raw_csv(name: str, data: bytes) -> RawRead:
+def _read_raw_csv(name: str, data: bytes, cities: dict[str, CityProfile]) -> RawRead:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     if not data or data.isspace():
@@ -154,12 +190,14 @@ def _read_raw_csv(name: str, data: bytes) -> RawRead:
     first_line = text[: first_newline if first_newline >= 0 else len(text)].rstrip("\r")
     delimiter = max(DELIMITERS, key=first_line.count)  # exports saved by spreadsheets use ; or tabs
     header_line = next(csv.reader([first_line], delimiter=delimiter), [])
-    columns = canonical_names(header_line)
-    missing = missing_required(columns)
+    profile, columns = choose_profile(name, header_line, cities)
+    missing = missing_required(columns, profile)
     if missing:
         raise UnreadableFileError(
             f"{name}: not an incident export: missing required column(s) {', '.join(missing)}; "
             + _describe_first_line(header_line, delimiter)
+            # The default city is the implicit yardstick; any other closest profile is named.
+            + (f"; the closest city profile is {profile.key} ({profile.source})" if profile.key != DEFAULT_CITY else "")
         )
 
     if data.count(b'"') % 2:  # an odd count is the cheap sign of a quote that may never close
@@ -218,4 +256,5 @@ def _read_raw_csv(name: str, data: bytes) -> RawRead:
         )
         frame = pd.concat([frame, bad], ignore_index=True).sort_values("source_line", kind="stable")
         frame = frame.reset_index(drop=True)
-    return RawRead(rows=frame, original_headers=header_line)
+    frame.insert(0, "city", profile.key)
+    return RawRead(rows=frame, original_headers=header_line, city=profile.key)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from crime_pipeline.lib.captions import real_data_note
+from crime_pipeline.lib.cities import get_profile
 
 from crime_pipeline.lib.evaluation import HEADLINE
 from crime_pipeline.lib.seed_method import comparison_rows
@@ -126,6 +127,24 @@ def _figure(path: Path, caption: str) -> str:
             f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 
+def cities_section(evaluation: dict) -> str:
+    """The cities side by side: each against its own majority class and, on generated data, its own Bayes limit."""
+    rows = evaluation.get("comparison") or []
+    if len(rows) < 2:
+        return ""
+    kinds = [k for k in evaluation["models"]]
+    header = ["city", "classes", "test incidents", "majority accuracy", *[f"{k} accuracy" for k in kinds],
+              "best gain over majority", "mlp log loss", "Bayes accuracy", "Bayes log loss"]
+    body = [[r["city"], r["classes"], r["n_test"], _fmt(r["majority_accuracy"]),
+             *[_fmt(r.get(f"{k}_accuracy")) for k in kinds], _fmt(r["best_gain_over_majority"]),
+             _fmt(r.get("mlp_log_loss")), _fmt(r["bayes_accuracy"]), _fmt(r["bayes_log_loss"])] for r in rows]
+    widest = max(rows, key=lambda r: r["best_gain_over_majority"])
+    return (f"<h2>Cities compared</h2><p>Each city has its own classes, models and test period; every number "
+            f"is measured on that city's own test rows. The best model gains most over always guessing the "
+            f"commonest type in {esc(widest['city'])} ({widest['best_gain_over_majority']:+.3f} accuracy). "
+            f"The sections below show {esc(evaluation.get('city', rows[0]['city']))}.</p>" + _table(header, body))
+
+
 def render_report(quality: dict, leakage: dict, evaluation: dict, figures: list[tuple[Path, str]],
                   quarantine_examples: pd.DataFrame, generated_at: str, seed: dict | None = None) -> str:
     """The whole report as one HTML string; `seed` is the seed reproduction's result, when there is one."""
@@ -137,9 +156,12 @@ def render_report(quality: dict, leakage: dict, evaluation: dict, figures: list[
                     f"{majority:.1%} for always guessing the commonest type"
                     + (f" and {evaluation['bayes']['accuracy']:.1%} for the true posterior (the Bayes limit)"
                        if evaluation.get("bayes") else "") + ".</p>")
+    cities = [r["city"] for r in evaluation.get("comparison") or []]
+    title = ("Buffalo" if cities in ([], ["buffalo"]) else
+             ", ".join(get_profile(c).name for c in cities))
     body = "".join([
-        "<h1>Buffalo crime incidents: what time and place can tell</h1>",
-        f"<p>Generated {esc(generated_at)} by crime_pipeline.</p>", headline,
+        f"<h1>{esc(title)} crime incidents: what time and place can tell</h1>",
+        f"<p>Generated {esc(generated_at)} by crime_pipeline.</p>", headline, cities_section(evaluation),
         _quality_section(quality, quarantine_examples), _leakage_section(leakage), _metrics_section(evaluation),
         seed_section(seed, evaluation) if seed else "",
         "<h2>Figures</h2>", *[_figure(p, c) for p, c in figures],

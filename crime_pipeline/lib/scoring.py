@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from crime_pipeline.lib.artifacts import ArtifactError, load_model, predict_proba
+from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, model_name, profiles
+from crime_pipeline.lib import storage
 from crime_pipeline.lib.columns import normalise_header
 from crime_pipeline.lib.features import FEATURE_COLUMNS, time_place_features
 from crime_pipeline.lib.reading import read_raw_csv
@@ -20,6 +22,7 @@ class Scored:
     predictions: pd.DataFrame  # one row per valid incident: ids, predicted type, one column per class
     rejected: pd.DataFrame  # rows that failed validation: source line and rules
     model_version: str = ""  # which published model scored them
+    city: str = "buffalo"  # whose model it was
 
 
 def describe_version(meta: dict) -> str:
@@ -46,21 +49,46 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def score_csv(path: Path, kind: str, models_folder: Path) -> Scored:
-    """Validate a CSV in any accepted layout and score its valid rows with the saved `kind` model."""
-    model, meta = load_model(models_folder, kind)
+def model_cities(models_folder: Path, kind: str) -> list[str]:
+    """The cities with a published `kind` model in the folder."""
+    known = profiles()
+    return sorted(c for c in known if storage.exists(models_folder / f"{model_name(kind, c)}.json"))
+
+
+def score_csv(path: Path, kind: str, models_folder: Path, city: str | None = None) -> Scored:
+    """Validate a CSV in any accepted layout and score its valid rows with the saved `kind` model of
+    its city: `city`, else the only city with such a model, else the city the file's header names."""
+    available = model_cities(models_folder, kind)
+    if city is None and not available:
+        load_model(models_folder, kind)  # raises: names the missing model and how to make it
+    if city is None and len(available) == 1:
+        city = available[0]
+    if city is not None:
+        try:
+            profile = get_profile(city)
+        except ValueError as exc:
+            raise ArtifactError(str(exc)) from exc
+        read = read_raw_csv(path, cities={city: profile})
+    else:
+        read = read_raw_csv(path)
+        city = read.city
+        if city not in available:
+            raise ArtifactError(f"{Path(path).name} is a {city} export but the {kind} models in {models_folder} are "
+                                f"for {', '.join(available) or 'no city'}; pass --city")
+    model, meta = load_model(models_folder, kind, model_name(kind, city))
+    if meta.get("city", DEFAULT_CITY) != city:
+        raise ArtifactError(f"{model_name(kind, city)}.json in {models_folder} was trained for {meta.get('city')}, not {city}")
     unknown = [f for f in meta["features"] if f not in FEATURE_COLUMNS]
     if unknown:
         raise ArtifactError(f"{models_folder / (kind + '.json')} names features this version does not compute: "
                             f"{', '.join(unknown)}")
-    raw = read_raw_csv(path).rows
-    result = validate_incidents(raw)
+    result = validate_incidents(read.rows, profile=get_profile(city))
     valid = result.valid
-    features = time_place_features(valid["latitude"], valid["longitude"], valid["incident_datetime"])
+    features = time_place_features(valid["latitude"], valid["longitude"], valid["incident_datetime"], get_profile(city))
     proba = predict_proba(kind, model, apply_minmax(features, meta["scaler"]), len(meta["classes"]))
     out = valid[["case_number", "incident_datetime", "latitude", "longitude", "source_line"]].copy()
     out["predicted_type"] = [meta["classes"][i] for i in proba.argmax(axis=1)]
     for j, name in enumerate(meta["classes"]):
         out[probability_column(name)] = proba[:, j]
     rejected = result.quarantine[["source_line", "rules"]].copy()
-    return Scored(predictions=out, rejected=rejected, model_version=describe_version(meta))
+    return Scored(predictions=out, rejected=rejected, model_version=describe_version(meta), city=city)

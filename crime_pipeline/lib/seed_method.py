@@ -192,7 +192,7 @@ def score(model: SeedNet, x: np.ndarray, device: str, batch: int = 65_536) -> np
 
 
 def reproduce(incidents: pd.DataFrame, settings: SeedSettings = SeedSettings(), device: str = "cpu",
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, classes: tuple[str, ...] = CLASSES) -> dict:
     """Run the seed's method honest and leaky on the same sample and split; return the metrics.
 
     `incidents` is the merged incidents table (label, latitude, longitude, incident_datetime and
@@ -202,11 +202,11 @@ def reproduce(incidents: pd.DataFrame, settings: SeedSettings = SeedSettings(), 
     missing = [c for c in ("label", "latitude", "longitude", "incident_datetime", *DISGUISES) if c not in incidents]
     if missing:
         raise ValueError(f"seed reproduction: the incidents table lacks {', '.join(missing)}")
-    unknown = sorted(set(incidents["label"].dropna()) - set(CLASSES))
+    unknown = sorted(set(incidents["label"].dropna()) - set(classes))
     if unknown or incidents["label"].isna().any():
         raise ValueError(f"seed reproduction: labels outside the canonical classes: {unknown or ['<missing>']}")
     frame = stratified_sample(incidents, settings.max_rows, settings.seed).reset_index(drop=True)
-    classes = list(CLASSES)
+    classes = list(classes)
     y = frame["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
     if len(frame) < 10:
         raise ValueError(f"seed reproduction: needs at least 10 incidents, got {len(frame)}")

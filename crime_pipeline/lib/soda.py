@@ -1,6 +1,7 @@
 """A small client for Socrata (SODA) open-data endpoints that does not trust the server.
 
-Buffalo's incidents are dataset `d6g9-xbgu`. Rows updated since a watermark are asked for with
+Each city's portal and dataset are in its profile (`open_data` in cities/<city>.yaml; Buffalo's
+incidents, the default, are dataset `d6g9-xbgu`; `settings_for` builds the settings). Rows updated since a watermark are asked for with
 `$where=:updated_at > '<watermark>'`, ordered by `:updated_at` and paged with `$limit`/`$offset`.
 
 Transient failures (HTTP 429 and 5xx, dropped or stalled connections) are retried with exponential
@@ -55,6 +56,14 @@ class SodaSettings:
     max_page_bytes: int = 256 * 2**20  # a 50,000-row page of the real data is about 52 MB
     max_total_bytes: int = 2**30  # the whole data set is about 0.33 GB as JSON, ~4x that once parsed
     max_pages: int = 100  # 5 million rows at the default page size (the data set has ~323,000)
+
+
+def settings_for(city: str | None = None, **limits) -> SodaSettings:
+    """The settings of a city's portal and dataset, from its profile (the default city's by default)."""
+    from crime_pipeline.lib.cities import get_profile
+
+    portal = get_profile(city).open_data
+    return SodaSettings(portal.base_url, portal.dataset_id, **limits)
 
 
 class _Transient(Exception):

@@ -132,3 +132,34 @@ def apply_minmax(frame: pd.DataFrame, scaler: dict[str, list[float]]) -> np.ndar
         span = high - low if high > low else 1.0
         out[:, j] = (frame[column].to_numpy(dtype=float) - low) / span
     return out
+
+
+def split_per_city(table: pd.DataFrame, strategy: str, validation_fraction: float, test_fraction: float,
+                   seed: int = 0) -> pd.Series:
+    """The split of every city's rows on its own (each city's own time line, its own minimums).
+
+    A table without a `city` column is one city. TooLittleDataError names the city when there are several.
+    """
+    def one(rows: pd.DataFrame) -> pd.Series:
+        if strategy == "temporal":
+            return temporal_split(rows, validation_fraction, test_fraction)
+        return random_split(rows, validation_fraction, test_fraction, seed)
+
+    if "city" not in table or table["city"].nunique() <= 1:
+        return one(table)
+    parts = []
+    for city, rows in table.groupby("city", sort=True):
+        try:
+            parts.append(one(rows))
+        except TooLittleDataError as exc:
+            raise TooLittleDataError(f"{city}: {exc}", {f"{city}/{k}": v for k, v in exc.counts.items()}) from exc
+    return pd.concat(parts).reindex(table.index).rename("split")
+
+
+def city_parts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Rows of each city (one entry, the default city's, for a table without a `city` column)."""
+    from crime_pipeline.lib.cities import DEFAULT_CITY
+
+    if "city" not in table:
+        return {DEFAULT_CITY: table}
+    return {str(city): rows for city, rows in table.groupby("city", sort=True)}

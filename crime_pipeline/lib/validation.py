@@ -18,9 +18,10 @@ import pyarrow.compute as pc
 from pandera.typing import Series
 
 from crime_pipeline.lib.buffalo import LAT_MAX, LAT_MIN, LON_MAX, LON_MIN
+from crime_pipeline.lib.cities import CityProfile, default_profile, get_profile
 from crime_pipeline.lib.columns import CLASSES, RESERVED_COLUMNS, SOURCE_COLUMNS, canonical_label
 
-LOCAL_TIMEZONE = "America/New_York"
+LOCAL_TIMEZONE = default_profile().timezone  # America/New_York
 EARLIEST = pd.Timestamp("2009-01-01")  # the portal calls earlier data unreliable
 EARLIEST_RECORD = pd.Timestamp("1900-01-01")  # a Created At / updated_at before this is a typo
 FUTURE_TOLERANCE = pd.Timedelta(days=1)  # exports are local time; allow for the clock offset
@@ -34,10 +35,11 @@ RULES: dict[str, str] = {
     "incident_datetime_before_2009": "Incident Datetime is before 2009 (unreliable per the portal)",
     "incident_datetime_in_future": "Incident Datetime is after the file was ingested (as_of, plus a day)",
     "label_missing": "Parent Incident Type is empty",
-    "label_not_canonical": "Parent Incident Type is not one of the 9 canonical types",
+    "label_not_canonical": "Parent Incident Type (the city profile's label column) is not one of the city's classes "
+                           "(Buffalo's 9 canonical types)",
     "coordinates_missing": "no latitude/longitude (nor a location point)",
     "coordinates_unparseable": "latitude/longitude (or the location point) are not numbers",
-    "coordinates_outside_city": "the point lies outside Buffalo's city box",
+    "coordinates_outside_city": "the point lies outside the city's box (its profile's; Buffalo's city box by default)",
     "hour_of_day_invalid": "Hour of Day is present but not a whole number 0..23",
     "created_at_unparseable": "Created At is present but not a real date and time",
     "created_at_out_of_range": "Created At is before 1900 or after the file was ingested (as_of, plus a day)",
@@ -46,7 +48,7 @@ RULES: dict[str, str] = {
 }
 # "Missing geography fields hold the literal string UNKNOWN": these mean "no value" there.
 NULL_TOKENS = ("", "UNKNOWN", "Unknown", "unknown", "N/A", "NULL", "null", "None", "nan", "NaN")
-DATETIME_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
+DATETIME_FORMATS = tuple(default_profile().date_formats)  # any city's come from its profile
 # What the formats above must look like, field by field: strptime alone takes "19" as the year 0019
 # and rolls 02/30 over to March 2, so a parse counts only if its fields read back as written.
 # Two-digit years are refused, not guessed: the portal writes four digits, and a pivot year would
@@ -95,13 +97,22 @@ class IncidentSchema(pa.DataFrameModel):
         coerce = False
 
 
-def incident_schema(as_of: pd.Timestamp) -> pa.DataFrameSchema:
-    """IncidentSchema plus `incident_datetime_in_future`, judged against `as_of`, not the clock."""
+def incident_schema(as_of: pd.Timestamp, profile: CityProfile | None = None) -> pa.DataFrameSchema:
+    """IncidentSchema plus `incident_datetime_in_future`, judged against `as_of`, not the clock; the
+    classes and the box are the city profile's (IncidentSchema's own are the default city's)."""
     latest = as_of + FUTURE_TOLERANCE
     schema = IncidentSchema.to_schema()
     checks = [*schema.columns["incident_datetime"].checks,
               pa.Check(lambda s: s <= latest, name="incident_datetime_in_future")]
-    return schema.update_column("incident_datetime", checks=checks)
+    schema = schema.update_column("incident_datetime", checks=checks)
+    if profile is None or profile.key == default_profile().key:
+        return schema
+    classes, box = list(profile.class_names), profile.box
+    return schema.update_columns({
+        "label": {"checks": [pa.Check(lambda s: s.isin(classes), name="label_not_canonical")]},
+        "latitude": {"checks": [pa.Check(lambda s: s.between(box.lat_min, box.lat_max), name="coordinates_outside_city")]},
+        "longitude": {"checks": [pa.Check(lambda s: s.between(box.lon_min, box.lon_max), name="coordinates_outside_city")]},
+    })
 
 
 def local_now() -> pd.Timestamp:
@@ -146,7 +157,8 @@ def _read_back(values: pa_arrow.Array, parsed: pa_arrow.Array) -> pa_arrow.Array
     return pa_arrow.array(ok)
 
 
-def parse_datetimes(text: pd.Series) -> pd.Series:
+def parse_datetimes(text: pd.Series, formats: tuple[str, ...] = DATETIME_FORMATS,
+                    timezone: str = LOCAL_TIMEZONE) -> pd.Series:
     """Parse the portal's formats and ISO 8601 (the API's) to datetime64[us]; anything else is NaT.
 
     Microseconds, not nanoseconds, so that every year 1..9999 is a value the rules can judge
@@ -154,7 +166,7 @@ def parse_datetimes(text: pd.Series) -> pd.Series:
     """
     values = pa_arrow.array(text.astype(object).where(text.notna(), None), type=pa_arrow.string())
     parsed = pa_arrow.nulls(len(values), pa_arrow.timestamp("s"))
-    for fmt in DATETIME_FORMATS:  # pyarrow's strptime: C speed, null where the format does not fit
+    for fmt in formats:  # pyarrow's strptime: C speed, null where the format does not fit
         parsed = pc.coalesce(parsed, pc.strptime(values, format=fmt, unit="s", error_is_null=True))
     parsed = pc.if_else(_read_back(values, parsed), parsed, None)
     out = pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[us]")
@@ -168,7 +180,7 @@ def parse_datetimes(text: pd.Series) -> pd.Series:
             if mask.any():
                 parsed = pd.to_datetime(text[mask], format="ISO8601", errors="coerce", utc=aware)
                 if aware:
-                    parsed = parsed.dt.tz_convert(LOCAL_TIMEZONE).dt.tz_localize(None)
+                    parsed = parsed.dt.tz_convert(timezone).dt.tz_localize(None)
                 out.loc[mask] = parsed.astype("datetime64[us]")
     return out
 
@@ -204,18 +216,22 @@ def _hour_of_day(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return number.where(ok).astype("Int16"), text.notna() & ~ok
 
 
-def coerce_incidents(raw: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+def coerce_incidents(raw: pd.DataFrame, as_of: pd.Timestamp,
+                     profile: CityProfile | None = None) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """Pass one: typed columns, plus masks of values that were present but did not parse.
 
-    Datetimes are datetime64[us] here (any year 1..9999); the rules decide what is valid.
+    Datetimes are datetime64[us] here (any year 1..9999); the rules decide what is valid. Date
+    formats, time zone and the label's column and spellings are the city profile's.
     """
+    profile = profile or default_profile()
+    formats, zone = tuple(profile.date_formats), profile.timezone
     typed = pd.DataFrame(index=raw.index)
     typed["case_number"] = _text(raw, "case_number")
     dt_text = _text(raw, "incident_datetime")
-    typed["incident_datetime"] = parse_datetimes(dt_text)
-    label_text = _text(raw, "parent_incident_type")
+    typed["incident_datetime"] = parse_datetimes(dt_text, formats, zone)
+    label_text = _text(raw, profile.label_column)
     codes, uniques = pd.factorize(label_text)
-    mapped = np.asarray([canonical_label(u) for u in uniques] + [None], dtype=object)
+    mapped = np.asarray([canonical_label(u, profile) for u in uniques] + [None], dtype=object)
     label = pd.Series(mapped[codes], index=raw.index, dtype="string")  # code -1 (missing) -> the trailing None
     typed["label"] = label.fillna(label_text)  # a non-canonical value is kept, and fails the rule
     lat, lon, coord_bad = _coordinates(raw)
@@ -229,7 +245,7 @@ def coerce_incidents(raw: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFra
     latest = as_of + FUTURE_TOLERANCE
     for column in ("created_at", "updated_at"):
         text = _text(raw, column)
-        typed[column] = parse_datetimes(text)
+        typed[column] = parse_datetimes(text, formats, zone)
         problems[f"{column}_unparseable"] = text.notna() & typed[column].isna()
         problems[f"{column}_out_of_range"] = (typed[column] < EARLIEST_RECORD) | (typed[column] > latest)
     return typed, {k: v.fillna(False).astype(bool) for k, v in problems.items()}
@@ -252,12 +268,13 @@ _DIRECT_RULES = ("hour_of_day_invalid", "created_at_unparseable", "created_at_ou
                  "updated_at_unparseable", "updated_at_out_of_range")
 
 
-def rule_failures(typed: pd.DataFrame, problems: dict[str, pd.Series], as_of: pd.Timestamp) -> pd.Series:
+def rule_failures(typed: pd.DataFrame, problems: dict[str, pd.Series], as_of: pd.Timestamp,
+                  profile: CityProfile | None = None) -> pd.Series:
     """Pass two: pandera's lazy validation; returns the sorted rule names each row fails ('' = valid)."""
     out = pd.Series("", index=typed.index, dtype=object)
     found = [pd.DataFrame({"index": typed.index[problems[r].to_numpy()], "rule": r}) for r in _DIRECT_RULES]
     try:
-        incident_schema(as_of).validate(typed[list(_NULL_RULE)], lazy=True)
+        incident_schema(as_of, profile).validate(typed[list(_NULL_RULE)], lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         if cases["index"].isna().any():  # a whole-column failure would hide row failures: never pass it
@@ -286,15 +303,27 @@ class ValidationResult:
     flags: dict[str, int] = field(default_factory=dict)
 
 
-def validate_incidents(raw: pd.DataFrame, as_of: str | pd.Timestamp | None = None) -> ValidationResult:
+def city_of(raw: pd.DataFrame) -> CityProfile:
+    """The profile of the city a raw table belongs to: its `city` column (one city per file), else the default."""
+    if "city" not in raw or not len(raw):
+        return default_profile()
+    cities = raw["city"].dropna().unique()
+    if len(cities) != 1:
+        raise ValueError(f"a raw table must hold one city's rows, not {sorted(map(str, cities))}")
+    return get_profile(str(cities[0]))
+
+
+def validate_incidents(raw: pd.DataFrame, as_of: str | pd.Timestamp | None = None,
+                       profile: CityProfile | None = None) -> ValidationResult:
     """Validate raw text rows into valid + quarantined rows; `raw_record` marks malformed records.
 
     `as_of` is the moment the file is judged at, in Buffalo local time (an aware time is converted):
     the clock-based rules (`incident_datetime_in_future`, `*_out_of_range`) compare with it, so the
     same file always validates the same way. Assets pass the file's recorded ingestion time
     (`local_time(ledger_entry["ingested_at"])`); only `predict`, scoring a file now, leaves it None
-    to mean now.
+    to mean now. `profile` is the city's (default: the one its `city` column names).
     """
+    profile = profile or city_of(raw)
     as_of = local_now() if as_of is None else local_time(as_of)
     if not EARLIEST <= as_of <= pd.Timestamp("2200-01-01"):
         raise ValueError(f"as_of {as_of} is not a plausible ingestion time")
@@ -307,8 +336,8 @@ def validate_incidents(raw: pd.DataFrame, as_of: str | pd.Timestamp | None = Non
         raw = raw.loc[raw["raw_record"].isna()].drop(columns="raw_record").reset_index(drop=True)
     else:
         malformed = raw.iloc[:0]
-    typed, problems = coerce_incidents(raw, as_of)
-    failed = rule_failures(typed, problems, as_of)
+    typed, problems = coerce_incidents(raw, as_of, profile)
+    failed = rule_failures(typed, problems, as_of, profile)
     bad = failed != ""
     text_cols = [c for c in raw.columns if c not in typed.columns]
 
