@@ -16,6 +16,7 @@ from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads, read_spli
 from crime_pipeline.lib.artifacts import predict_proba, save_model
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.mlp import MLPSettings, train_mlp
+from crime_pipeline.lib.mlp import predict_proba as mlp_predict_proba
 from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
@@ -24,11 +25,11 @@ TRAINING_TAGS = {"dagster/max_runtime": str(2 * 60 * 60)}
 
 
 def _finish(context, lake: LakeResource, reads: DeclaredReads, kind: str, model, splits, info: dict, config: dict,
-            extra: dict | None = None, seconds: float = 0.0) -> dg.MaterializeResult:
-    """Score on validation, save the candidate artifact with its metadata, report both in the UI."""
+            extra: dict | None = None, seconds: float = 0.0, val_proba=None) -> dg.MaterializeResult:
+    """Score on validation (or take `val_proba`), save the candidate artifact with its metadata, report both in the UI."""
     val = matrices(splits, info["scaler"], "validation")
     n_classes = len(info["classes"])
-    proba = predict_proba(kind, model, val.x, n_classes)
+    proba = predict_proba(kind, model, val.x, n_classes) if val_proba is None else val_proba
     metrics = {
         "validation_accuracy": float(accuracy_score(val.y, proba.argmax(1))),
         "validation_log_loss": float(log_loss(val.y, np.clip(proba, 1e-12, 1), labels=range(n_classes))),
@@ -115,6 +116,10 @@ class MLPConfig(dg.Config):
     target_scales: list[float] = [0.001]
     target_folds: int = 5
     target_offset: bool = True
+    spread_shifts: int = 4
+    point_cells: bool = True
+    recount_with_validation: bool = True
+    members: int = 1
     schedule: str = "onecycle"
     temperature_scaling: bool = True
     prior_correction: bool = False
@@ -147,9 +152,15 @@ def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_devic
     model, history = train_mlp(train.x, train.y, val.x, val.y, len(info["classes"]), settings, device,
                                log=log_epoch, features=info["features"], scaler=info["scaler"])
     cpu_seconds = round(time.process_time() - cpu_started, 2)
+    # Validation is scored with the place encoding of training rows only: the saved one also counts
+    # the validation rows (recount_with_validation), which would let them see their own labels.
+    val_proba = None
+    if model.selection_encoder is not None:
+        val_proba = mlp_predict_proba(model, val.x, encoder=model.selection_encoder).astype(np.float64)
+        val_proba /= val_proba.sum(axis=1, keepdims=True)
     return _finish(context, lake, reads, kind, model, splits, info, settings.to_dict(),
                    extra={"history": history, "device": device, "train_cpu_seconds": cpu_seconds},
-                   seconds=time.perf_counter() - started)
+                   seconds=time.perf_counter() - started, val_proba=val_proba)
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="3",
