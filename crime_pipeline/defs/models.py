@@ -163,14 +163,15 @@ def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_devic
                    seconds=time.perf_counter() - started, val_proba=val_proba)
 
 
-@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="3",
+@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="4",
           automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=TRAINING_TAGS)
 def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeResource,
               torch_device: TorchDeviceResource) -> dg.MaterializeResult:
     """The seed project's MLP: 128-64-32 ReLU with dropout 0.3, softmax over the classes.
 
-    In front of the trunk: one-hot hour, weekday and month, Fourier features of the coordinates and
-    grid-cell embeddings at three scales, all fitted on training rows only. Trains on the torch
+    In front of the trunk: one-hot hour, weekday and month and a smoothed place encoding (log
+    P(type | cell) from 0.04 to 0.001 degrees, fitted out of fold on training rows; its finest level
+    is an offset on the logits); see lib/mlp.py. Trains on the torch
     device resource (CUDA when present, else the CPU) with Adam and a one-cycle schedule, early
     stopping on validation log loss (best weights restored), then a temperature fitted on
     validation. In the `gpu` pool, so two trainings never share one GPU. Saved as a state_dict
@@ -179,7 +180,7 @@ def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeRe
     return _train_mlp_asset(context, config, lake, torch_device, "mlp")
 
 
-@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="3",
+@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="4",
           automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=TRAINING_TAGS)
 def mlp_weighted_model(context: dg.AssetExecutionContext, config: WeightedMLPConfig, lake: LakeResource,
                        torch_device: TorchDeviceResource) -> dg.MaterializeResult:

@@ -14,7 +14,8 @@ neighbourhood. Training rows get it out of fold (5 folds), so no row sees its ow
 model is selected, the saved encoding also counts the validation rows (more rows per place). The
 finest level's log-probabilities are also added to the trunk's logits (an offset, as in a GLM):
 the trunk learns what time and place add to them instead of carrying them through dropout.
-Training: Adam with a one-cycle learning-rate schedule, cross-entropy (optionally
+`members` > 1 trains that many trunks side by side and averages their probabilities (off by
+default: 3 members gained 0.0006 nats for 2.5 times the training time). Training: Adam with a one-cycle learning-rate schedule, cross-entropy (optionally
 class-weighted), early stopping on validation log loss (weighted alike) with the best epoch's weights restored,
 then one temperature fitted on validation. The balanced variant (`prior_correction`) divides the
 calibrated probabilities by each type's training share, the decision that maximises mean recall. Batches are slices of a permutation of in-memory
