@@ -7,8 +7,8 @@ de-duplicates, builds features and the temporal split exactly as the pipeline do
 MLP per row of VARIANTS (each row adds one thing to the row above) and, for reference, logistic
 regression and gradient boosting. Prints accuracy, macro-F1, log loss, gap to the Bayes limit in
 nats and training seconds (wall and CPU; the MLP trains on one CPU thread, see MLPSettings.cpu_threads).
-ALTERNATIVES are variations of the last cumulative row (which is not the pipeline default: that needs
-MLPConfig's defaults changed in defs/models.py). --quick: 20,000 rows only; --only trains
+ALTERNATIVES are variations of the last cumulative row (the pipeline default: MLPSettings in
+lib/mlp.py and MLPConfig in defs/models.py). --quick: 20,000 rows only; --only trains
 only the MLP rows whose name contains one of the given words (e.g. --only "target encoding").
 """
 
@@ -33,7 +33,7 @@ from crime_pipeline.lib.validation import supersede, validate_incidents
 
 SEED_STYLE = MLPSettings(epochs=15, learning_rate=1e-3, patience=3, one_hot_time=False, fourier=0, cell_scales=(),
                          schedule="constant", temperature_scaling=False, spread_scales=(), target_scales=(),
-                         target_offset=False)
+                         target_offset=False, spread_shifts=1, point_cells=False, recount_with_validation=False)
 TARGET_ENCODING = {"spread_scales": (0.04, 0.02, 0.01, 0.005, 0.0025), "target_scales": (0.001,)}
 VARIANTS: list[tuple[str, dict]] = [  # cumulative: each adds one thing to the row above
     ("seed-style (MinMax features, 15 epochs, lr 1e-3)", {}),
@@ -44,14 +44,18 @@ VARIANTS: list[tuple[str, dict]] = [  # cumulative: each adds one thing to the r
                                                     "patience": 6}),
     ("+ temperature scaling", {"temperature_scaling": True}),
     ("+ out-of-fold target encoding (spread 0.04-0.0025, cell 0.001)", TARGET_ENCODING),
-    ("+ its log-probabilities as the logits' offset (= pipeline default)", {"target_offset": True}),
+    ("+ its log-probabilities as the logits' offset", {"target_offset": True}),
     ("- embeddings, - Fourier, one-cycle lr 1e-3 over 20 epochs", {"cell_scales": (), "fourier": 0, "epochs": 20,
                                                                   "learning_rate": 1e-3}),
+    ("+ point cells smoothed apart at 0.001 deg", {"point_cells": True}),
+    ("+ spread levels on 4 shifted grids", {"spread_shifts": 4}),
+    ("+ validation rows recounted after selection (= pipeline default)", {"recount_with_validation": True}),
 ]
 ALTERNATIVES: list[tuple[str, dict]] = [  # each on top of the last cumulative row, not of each other
     ("  target encoding of all rows at 0.02/0.005/0.001 (no spread levels)", {"spread_scales": (),
                                                                              "target_scales": (0.02, 0.005, 0.001)}),
     ("  no offset", {"target_offset": False}),
+    ("  3 members, probabilities averaged", {"members": 3}),
 ]
 WEIGHTED = ("last cumulative row, class-balanced decisions (mlp_weighted)", {"prior_correction": True})
 

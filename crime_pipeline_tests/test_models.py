@@ -15,6 +15,7 @@ from crime_pipeline.cli import main as cli_main
 from crime_pipeline.lib.artifacts import ArtifactError, load_model, predict_proba, save_model
 from crime_pipeline.lib.metrics import classification_metrics
 from crime_pipeline.lib.mlp import CrimeMLP, InputEncoder, MLPSettings, select_device, train_mlp
+from crime_pipeline.lib.mlp import predict_proba as mlp_predict_proba
 from crime_pipeline.lib.scoring import probability_column
 from crime_pipeline.lib.training import matrices
 from crime_pipeline.resources import TorchDeviceResource
@@ -73,12 +74,22 @@ def test_mlp_inputs_are_fitted_on_training_rows_and_saved_as_json(trained):
     encoder = InputEncoder.from_dict(spec["input_encoder"])
     assert encoder.scales == meta["config"]["cell_scales"] and spec["vocab_sizes"] == encoder.vocab_sizes
     assert 0.5 < spec["temperature"] < 2.0
-    # The place encoding and any cell vocabularies are exactly what the training rows give.
-    train = matrices(splits, info["scaler"], "train")
+    # The place encoding's smoothing is fitted on training rows; once the model is selected, its
+    # counts are those of training and validation rows (more rows per place for test rows and predict).
+    train, val = matrices(splits, info["scaler"], "train"), matrices(splits, info["scaler"], "validation")
     again = InputEncoder.fit(train.x, info["features"], info["scaler"], MLPSettings(), train.y, len(info["classes"]))
-    assert again.vocab == encoder.vocab
-    assert again.target_counts == encoder.target_counts and sum(encoder.class_counts) == len(train.y)
+    assert again.vocab == encoder.vocab and again.target_strength == encoder.target_strength
+    recounted = again.recount(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]))
+    assert recounted.target_counts == encoder.target_counts and recounted.target_point_keys == encoder.target_point_keys
+    assert sum(encoder.class_counts) == len(train.y) + len(val.y) and again.target_counts != encoder.target_counts
     assert spec["n_offset"] == len(info["classes"])
+    # The validation score in the metadata comes from the training-only encoding, never from one
+    # that counted the validation rows' own labels (which scores them better than it should).
+    model, _ = load_model(lake.models, "mlp")
+    honest = mlp_predict_proba(model, val.x, encoder=again).astype(np.float64)
+    in_sample = mlp_predict_proba(model, val.x).astype(np.float64)
+    loss = [-np.log(p[np.arange(len(val.y)), val.y] / p.sum(1)).mean() for p in (honest, in_sample)]
+    assert meta["metrics"]["validation_log_loss"] == pytest.approx(loss[0], abs=1e-6) and loss[1] < loss[0] - 0.005
     # With cell embeddings configured, a cell only the test split has is the rare-cell bucket (id 0).
     test_rows = splits[splits["split"] == "test"]
     seen = splits.loc[splits["split"] != "test"]
@@ -101,8 +112,9 @@ def test_training_rows_never_see_their_own_label_in_the_target_encoding():
     scaler = {"latitude": [0.0, 1.0], "longitude": [0.0, 1.0]}
     settings = MLPSettings(one_hot_time=False, fourier=0, cell_scales=())
     encoder = InputEncoder.fit(xy, ["latitude", "longitude"], scaler, settings, y, 3)
-    n_levels = len(encoder.target_scales)
-    assert n_levels == 6 and encoder.target_spread == [True] * 5 + [False]
+    # 5 spread levels on 4 shifted grids, then the all-rows level; features per scale, shifts averaged.
+    assert encoder.target_spread == [True] * 20 + [False] and encoder.target_shift[:6] == [0, 0, 0, 0, 0, 0.25]
+    n_levels = 6
     folds = np.random.default_rng(settings.seed).integers(0, settings.target_folds, len(y))
     as_training = encoder.encode(xy, y, folds, settings.target_folds)
     as_new = encoder.encode(xy)
@@ -220,3 +232,50 @@ def test_mlp_training_is_deterministic_on_the_cpu():
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
     assert isinstance(first, CrimeMLP)
+
+
+def test_a_repeated_point_keeps_its_own_type_mix_while_spread_cells_follow_their_neighbourhood():
+    # 1,500 spread-out rows (each at its own point; 75% type 0, 20% type 1, 5% type 2) around
+    # (0.5, 0.5), a lone cell nearby whose 3 spread-out rows are all type 2, and 10 block points with 60 rows
+    # each, every point with its own dominant type (as a store or a bar has).
+    rng = np.random.default_rng(0)
+    spread = 0.5 + rng.uniform(-0.01, 0.01, (1500, 2))
+    odd = np.array([[0.5201, 0.5201], [0.5202, 0.5199], [0.5199, 0.5202]])
+    points = 0.5 + np.array([[-0.008 + 0.0017 * k, 0.0063 - 0.0013 * k] for k in range(10)])  # 10 cells
+    point_y = [np.where(rng.random(60) < 0.8, k % 3, rng.integers(0, 3, 60)) for k in range(10)]
+    xy = np.concatenate([spread, odd, np.repeat(points, 60, axis=0)])
+    y = np.concatenate([rng.choice(3, 1500, p=[0.75, 0.2, 0.05]), [2, 2, 2], *point_y])
+    scaler = {"latitude": [0.0, 1.0], "longitude": [0.0, 1.0]}
+
+    def finest(point_cells: bool, at) -> np.ndarray:
+        settings = MLPSettings(one_hot_time=False, fourier=0, cell_scales=(), spread_shifts=1, point_cells=point_cells)
+        encoder = InputEncoder.fit(xy, ["latitude", "longitude"], scaler, settings, y, 3)
+        assert [len(keys) for keys in encoder.target_point_keys] == [0] * 5 + [10 if point_cells else 0]
+        return np.exp(encoder.encode(np.asarray(at))[:, -3:])
+
+    at_points, at_odd = finest(True, points[:3]), finest(True, [[0.52, 0.52]])[0]
+    assert (at_points[[0, 1, 2], [0, 1, 2]] > 0.75).all()  # each point keeps its own dominant type
+    # A cell of 3 spread-out rows is pulled toward the map of spread-out rows around it; one
+    # smoothing for all cells, fitted mostly to the points, trusts those 3 rows far more.
+    assert at_odd[2] < 0.3 and finest(False, [[0.52, 0.52]])[0][2] > at_odd[2] + 0.05
+
+
+def test_mlp_members_average_probabilities_and_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.random((1200, 4), dtype=np.float32)
+    y = (x[:, 0] * 3).astype(np.int64)
+    model, _ = train_mlp(x[:900], y[:900], x[900:], y[900:], 3, MLPSettings(epochs=2, batch_size=128, members=3),
+                         "cpu", log=lambda m: None)
+    assert len(model.more) == 2
+    batch = torch.as_tensor(x[900:])
+    with torch.no_grad():
+        members = [torch.softmax(z, 1) for z in model.member_logits(batch)]
+        assert not torch.allclose(members[0], members[1], atol=1e-3)  # different initialisations
+        mean = torch.stack(members).mean(0)
+    expected = torch.softmax(torch.log(mean) / model.temperature, 1).numpy()
+    assert np.allclose(mlp_predict_proba(model, x[900:]), expected, atol=1e-5)
+    meta = {"features": ["a", "b", "c", "d"], "classes": ["x", "y", "z"], "scaler": {k: [0.0, 1.0] for k in "abcd"},
+            "config": {"dropout": 0.3}}
+    save_model(tmp_path, "mlp", model, meta)
+    loaded, _ = load_model(tmp_path, "mlp")
+    assert np.array_equal(mlp_predict_proba(loaded, x[900:]), mlp_predict_proba(model, x[900:]))

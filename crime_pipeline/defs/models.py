@@ -18,6 +18,7 @@ from crime_pipeline.lib.artifacts import predict_proba, save_model
 from crime_pipeline.lib.cities import model_name, primary_city
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.mlp import MLPSettings, train_mlp
+from crime_pipeline.lib.mlp import predict_proba as mlp_predict_proba
 from crime_pipeline.lib.splits import city_parts
 from crime_pipeline.lib.storage import read_bytes
 from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression
@@ -41,8 +42,9 @@ def _fit_per_city(context, lake: LakeResource, reads: DeclaredReads, kind: str, 
     for city, rows, city_info in per_city(splits, info):
         started = time.perf_counter()
         model, extra = fit(city, rows, city_info)
+        val_proba = extra.pop("val_proba", None)  # set by a fit that scores validation its own way
         results[city] = _finish(context, lake, kind, city, model, rows, city_info, config, extra,
-                                time.perf_counter() - started)
+                                time.perf_counter() - started, val_proba)
     primary = results[primary_city(results)]
     table = "| city | validation accuracy | validation log loss | train s |\n|---|---|---|---|\n" + "".join(
         f"| {c} | {r['metrics']['validation_accuracy']:.4f} | {r['metrics']['validation_log_loss']:.4f} | "
@@ -55,11 +57,11 @@ def _fit_per_city(context, lake: LakeResource, reads: DeclaredReads, kind: str, 
 
 
 def _finish(context, lake: LakeResource, kind: str, city: str, model, splits, info: dict, config: dict,
-            extra: dict | None = None, seconds: float = 0.0) -> dict:
-    """Score on validation, save the candidate artifact with its metadata."""
+            extra: dict | None = None, seconds: float = 0.0, val_proba=None) -> dict:
+    """Score on validation (or take `val_proba`), save the candidate artifact with its metadata."""
     val = matrices(splits, info["scaler"], "validation")
     n_classes = len(info["classes"])
-    proba = predict_proba(kind, model, val.x, n_classes)
+    proba = predict_proba(kind, model, val.x, n_classes) if val_proba is None else val_proba
     metrics = {
         "validation_accuracy": float(accuracy_score(val.y, proba.argmax(1))),
         "validation_log_loss": float(log_loss(val.y, np.clip(proba, 1e-12, 1), labels=range(n_classes))),
@@ -140,6 +142,10 @@ class MLPConfig(dg.Config):
     target_scales: list[float] = [0.001]
     target_folds: int = 5
     target_offset: bool = True
+    spread_shifts: int = 4
+    point_cells: bool = True
+    recount_with_validation: bool = True
+    members: int = 1
     schedule: str = "onecycle"
     temperature_scaling: bool = True
     prior_correction: bool = False
@@ -170,20 +176,27 @@ def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_devic
         cpu_started = time.process_time()
         model, history = train_mlp(train.x, train.y, val.x, val.y, len(info["classes"]), settings, device,
                                    log=log_epoch, features=info["features"], scaler=info["scaler"])
-        return model, {"history": history, "device": device,
-                       "train_cpu_seconds": round(time.process_time() - cpu_started, 2)}
+        cpu_seconds = round(time.process_time() - cpu_started, 2)
+        # Validation is scored with the place encoding of training rows only: the saved one also counts
+        # the validation rows (recount_with_validation), which would let them see their own labels.
+        val_proba = None
+        if model.selection_encoder is not None:
+            val_proba = mlp_predict_proba(model, val.x, encoder=model.selection_encoder).astype(np.float64)
+            val_proba /= val_proba.sum(axis=1, keepdims=True)
+        return model, {"history": history, "device": device, "train_cpu_seconds": cpu_seconds, "val_proba": val_proba}
 
     return _fit_per_city(context, lake, declared_reads(context, lake), kind, fit, settings.to_dict())
 
 
-@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="3",
+@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="4",
           automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=TRAINING_TAGS | GPU_TRAINING)
 def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeResource,
               torch_device: TorchDeviceResource) -> dg.MaterializeResult:
     """The seed project's MLP: 128-64-32 ReLU with dropout 0.3, softmax over the classes.
 
-    In front of the trunk: one-hot hour, weekday and month, Fourier features of the coordinates and
-    grid-cell embeddings at three scales, all fitted on training rows only. Trains on the torch
+    In front of the trunk: one-hot hour, weekday and month and a smoothed place encoding (log
+    P(type | cell) from 0.04 to 0.001 degrees, fitted out of fold on training rows; its finest level
+    is an offset on the logits); see lib/mlp.py. Trains on the torch
     device resource (CUDA when present, else the CPU) with Adam and a one-cycle schedule, early
     stopping on validation log loss (best weights restored), then a temperature fitted on
     validation. In the `gpu` pool, so two trainings never share one GPU. Saved as a state_dict
@@ -192,7 +205,7 @@ def mlp_model(context: dg.AssetExecutionContext, config: MLPConfig, lake: LakeRe
     return _train_mlp_asset(context, config, lake, torch_device, "mlp")
 
 
-@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="3",
+@dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="4",
           automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES, pool="gpu", op_tags=TRAINING_TAGS | GPU_TRAINING)
 def mlp_weighted_model(context: dg.AssetExecutionContext, config: WeightedMLPConfig, lake: LakeResource,
                        torch_device: TorchDeviceResource) -> dg.MaterializeResult:
