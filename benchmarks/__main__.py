@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    host = machine(torch.get_num_threads())
+    host, git = machine(torch.get_num_threads()), git_state()  # the code as it was when the run started
     started = time.perf_counter()
     echo = lambda message: print(f"[{time.perf_counter() - started:6.0f} s] {message}", flush=True)  # noqa: E731
     try:
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "rows": rows,
         "wall_s": round(time.perf_counter() - started, 1),
-        "git": git_state(),
+        "git": git,
         "machine": {**host, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                     "mlp_threads": measured["mlp_throughput"]["threads"],
                     "seed_script_threads": measured["seed_script"]["torch_threads"]},

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import time
 
@@ -35,7 +34,7 @@ from crime_pipeline.lib.columns import CLASSES  # noqa: E402
 from crime_pipeline.lib.evaluation import evaluate  # noqa: E402
 from crime_pipeline.lib.features import FEATURE_COLUMNS, ID_COLUMNS, MODEL_FEATURES, build_feature_table, label_map  # noqa: E402
 from crime_pipeline.lib.lake import (  # noqa: E402
-    LakeLayout, ingested, partition_key_for, record_ingested, record_validated, scan_incoming, split_by_status,
+    LakeLayout, ingested, partition_key_for, read_json, record_ingested, record_validated, scan_incoming, split_by_status,
 )
 from crime_pipeline.lib.leakage import combination_accuracy, leakage_scores  # noqa: E402
 from crime_pipeline.lib.mlp import MLPSettings, select_device, train_mlp  # noqa: E402
@@ -77,8 +76,7 @@ def ingest(layout: LakeLayout, path: Path, key: str) -> None:
     rows.insert(0, "source_file", path.name)
     rows.insert(1, "source_sha256", digest)
     write_parquet(layout.raw_table(key), rows)
-    generator = json.loads(layout.generated_manifest.read_text())["files"].get(key, {}) \
-        if layout.generated_manifest.exists() else {}
+    generator = read_json(layout.generated_manifest, {"files": {}})["files"].get(key, {})
     record_ingested(layout, key, {
         "file": path.name, "sha256": digest, "bytes": len(data), "rows_read": read.rows_read,
         "records_counted": count_csv_records(data),
@@ -89,7 +87,7 @@ def ingest(layout: LakeLayout, path: Path, key: str) -> None:
 def validate(layout: LakeLayout, key: str) -> None:
     """validate_file: pandera rules, staged tables, the row accounting, then publication."""
     raw = read_parquet(layout.raw_table(key))
-    entry = json.loads(layout.ledger.read_text())["files"][key]
+    entry = read_json(layout.ledger, {})["files"][key]
     result = validate_incidents(raw, as_of=local_time(entry["ingested_at"]))
     outputs = (layout.validated_table(key), layout.quarantine_table(key), layout.validation_summary(key))
     write_parquet(staged_path(outputs[0]), result.valid)
@@ -108,12 +106,12 @@ def validate(layout: LakeLayout, key: str) -> None:
 
 def merge(layout: LakeLayout) -> None:
     """incidents: every validated file, newest record per case, data_quality.json, its checks."""
-    ledger = json.loads(layout.ledger.read_text())
+    ledger = read_json(layout.ledger, {})
     done, pending = split_by_status(ledger["files"])
     frames, summaries = [], {}
     for key, entry in done.items():
         frames.append(read_parquet(layout.validated_table(key)).assign(ingest_seq=entry["seq"], partition_key=key))
-        summaries[key] = json.loads(layout.validation_summary(key).read_text())
+        summaries[key] = read_json(layout.validation_summary(key), {})
     kept, superseded = supersede(pd.concat(frames, ignore_index=True))
     report = quality_report(summaries, superseded["partition_key"].value_counts().to_dict(),
                             kept["partition_key"].value_counts().to_dict())
@@ -166,7 +164,7 @@ def splits(layout: LakeLayout) -> None:
 
 
 def read_splits(layout: LakeLayout) -> tuple[pd.DataFrame, dict]:
-    return read_parquet(layout.table("dataset_splits")), json.loads(layout.lake_file("dataset_splits.json").read_text())
+    return read_parquet(layout.table("dataset_splits")), read_json(layout.lake_file("dataset_splits.json"), {})
 
 
 def finish(layout: LakeLayout, kind: str, model, table, info, config: dict, extra: dict, seconds: float) -> None:
@@ -205,7 +203,7 @@ def train(layout: LakeLayout, kind: str) -> None:
 def evaluation(layout: LakeLayout) -> dict:
     """model_evaluation: every candidate on the test split, the Bayes limit, publication."""
     table, info = read_splits(layout)
-    quality = json.loads(layout.report_file("data_quality.json").read_text())
+    quality = read_json(layout.report_file("data_quality.json"), {})
     test_rows = table[table["split"] == "test"]
     test = matrices(table, info["scaler"], "test")
     train_y = table.loc[table["split"] == "train", "label_id"].to_numpy()
@@ -229,11 +227,11 @@ def evaluation(layout: LakeLayout) -> dict:
 
 def figures(layout: LakeLayout) -> None:
     """figures: the same PNGs and captions."""
-    evaluation_doc = json.loads(layout.report_file("evaluation.json").read_text())
+    evaluation_doc = read_json(layout.report_file("evaluation.json"), {})
     classes = evaluation_doc["classes"]
     incidents = read_parquet(layout.table("incidents"))
     predictions = read_parquet(layout.lake_file("test_predictions.parquet"))
-    history = json.loads((layout.models / "mlp.json").read_text())["history"]
+    history = read_json(layout.models / "mlp.json", {})["history"]
     y = predictions["label_id"].to_numpy()
     written = {}
     for kind in evaluation_doc["models"]:
@@ -264,8 +262,8 @@ def seed_reproduction(layout: LakeLayout) -> None:
 
 def report(layout: LakeLayout) -> None:
     """crime_report: the HTML report from the published files."""
-    quality = json.loads(layout.report_file("data_quality.json").read_text())
-    figure_captions = json.loads(layout.report_file("captions.json").read_text())
+    quality = read_json(layout.report_file("data_quality.json"), {})
+    figure_captions = read_json(layout.report_file("captions.json"), {})
     names = [f"confusion_{k}.png" for k in KINDS] + ["class_distribution.png", "hotspots_time_bands.png",
                                                      "hotspots_types.png", "training_curves.png", "per_class_recall.png"]
     shown = [(layout.report_file(n), figure_captions[n]) for n in names if n in figure_captions]
@@ -274,10 +272,10 @@ def report(layout: LakeLayout) -> None:
     examples = pd.concat([read_parquet(layout.quarantine_table(f["partition_key"])).reindex(columns=columns).head(15)
                           for f in quality["files"]], ignore_index=True).head(15)
     examples["incident_description"] = examples["incident_description"].astype("string").str.slice(0, 120)
-    html = render_report(quality, json.loads(layout.lake_file("leakage_check.json").read_text()),
-                         json.loads(layout.report_file("evaluation.json").read_text()), shown, examples,
+    html = render_report(quality, read_json(layout.lake_file("leakage_check.json"), {}),
+                         read_json(layout.report_file("evaluation.json"), {}), shown, examples,
                          time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                         seed=json.loads(layout.report_file("seed_reproduction.json").read_text()))
+                         seed=read_json(layout.report_file("seed_reproduction.json"), {}))
     write_text(layout.report_file("report.html"), html)
 
 
