@@ -191,7 +191,7 @@ def sections(m: dict) -> list[Section]:
                     f"{g['full_rebuild_rows']:,} rows, fresh lake)", g["full_rebuild_s"], "s")
     incremental.ratio("new partition / full rebuild", g["new_partition_s"] / g["full_rebuild_s"], "fraction",
                       target=("<=", 0.10))
-    incremental.add("of which the partition's own run (Dagster's record; the rest is the scan of raw/incoming)",
+    incremental.add("of which the partition's own run (Dagster's record, run start to end)",
                     g["new_partition_run_s"], "s")
     limited = f", limited to {m['refresh_limited_to']}" if m.get("refresh_limited_to") else ""
     incremental.add(f"downstream refresh it triggers ({g['downstream_assets']} assets{limited}), for information",
