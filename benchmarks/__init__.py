@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks` measures the pipeline against its limits (see __main__.py)."""
