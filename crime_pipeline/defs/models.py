@@ -42,6 +42,7 @@ def _fit_per_city(context, lake: LakeResource, reads: DeclaredReads, kind: str, 
     for city, rows, city_info in per_city(splits, info):
         started = time.perf_counter()
         model, extra = fit(city, rows, city_info)
+        extra = dict(extra or {})
         val_proba = extra.pop("val_proba", None)  # set by a fit that scores validation its own way
         results[city] = _finish(context, lake, kind, city, model, rows, city_info, config, extra,
                                 time.perf_counter() - started, val_proba)
