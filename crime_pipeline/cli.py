@@ -19,12 +19,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     layout = LakeLayout(Path(default_lake_root())).ensure()
     out = Path(args.out) if args.out else layout.incoming / f"buffalo_synthetic_{args.rows}_seed{args.seed}.csv"
+    paths = [out] if args.files == 1 else [out.with_name(f"{out.stem}_month{m:02d}{out.suffix}") for m in range(1, 13)]
     started = time.perf_counter()
-    data = synthetic.generate_incidents(args.rows, args.seed)
-    synthetic.write_export_csv(data, out)
-    record_generated(layout, sha256_file(out), {"file": out.name, "rows": args.rows, "seed": args.seed,
-                                                "generator_version": synthetic.GENERATOR_VERSION})
-    print(f"generated {args.rows:,} incidents (seed {args.seed}) in {time.perf_counter() - started:.1f}s -> {out}")
+    counts = synthetic.write_export_files(paths, args.rows, args.seed)  # in chunks: bounded memory at any size
+    for path, rows in zip(paths, counts):
+        record_generated(layout, sha256_file(path), {"file": path.name, "rows": rows, "seed": args.seed,
+                                                     "generator_version": synthetic.GENERATOR_VERSION})
+    where = out if args.files == 1 else f"{len(paths)} monthly files {paths[0].name} .. {paths[-1].name}"
+    print(f"generated {args.rows:,} incidents (seed {args.seed}) in {time.perf_counter() - started:.1f}s -> {where}")
     return 0
 
 
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--rows", type=int, default=synthetic.DEFAULT_ROWS)
     gen.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED)
     gen.add_argument("--out", help="output CSV (default: data_lake/raw/incoming/buffalo_synthetic_<rows>_seed<seed>.csv)")
+    gen.add_argument("--files", type=int, choices=[1, 12], default=1,
+                     help="12: one file per calendar month of Created At (<out>_month01.csv .. _month12.csv)")
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize everything missing or stale, for every incoming file")
     run.add_argument("--force", action="store_true", help="rebuild everything below ingestion")

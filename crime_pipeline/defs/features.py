@@ -3,20 +3,23 @@
 from typing import Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import column_lineage, content_version, table_metadata
 from crime_pipeline.lib.atomic import (
+    parquet_batch_writer,
     publish,
-    read_parquet,
     reject,
     rejected_path,
     staged_path,
     write_json,
-    write_parquet,
 )
+from crime_pipeline.lib.atomic import iter_parquet, parquet_rows, read_parquet
 from crime_pipeline.lib.columns import CLASSES
 from crime_pipeline.lib.features import (
     FEATURE_COLUMNS,
@@ -27,10 +30,28 @@ from crime_pipeline.lib.features import (
     label_map,
 )
 from crime_pipeline.lib.leakage import COMBINATION_LIMIT, MI_RATIO_LIMIT, PURITY_LIMIT, combination_accuracy, leakage_scores
-from crime_pipeline.lib.splits import SPLITS, TooLittleDataError, fit_minmax, random_split, temporal_split
+from crime_pipeline.lib.splits import SPLITS, TooLittleDataError, fit_minmax, merge_minmax, random_split, temporal_split
 from crime_pipeline.resources import LakeResource
 
 NOT_FEATURES = (*ID_COLUMNS, "label", "label_id")
+FEATURE_BATCH_ROWS = 250_000
+# The leakage scores read back at most this many staged rows (a seeded uniform sample): enough to
+# see a label in disguise (that takes a few thousand rows) without holding 10 million in memory.
+LEAKAGE_SAMPLE_ROWS = 1_000_000
+
+
+def read_sample(path, columns: list[str], max_rows: int, seed: int = 0) -> pd.DataFrame:
+    """Every row of a Parquet file, or a seeded uniform sample of `max_rows` read batch by batch."""
+    total = parquet_rows(path)
+    if total <= max_rows:
+        return read_parquet(path, columns=columns)
+    keep = np.zeros(total, dtype=bool)
+    keep[np.random.default_rng(seed).choice(total, size=max_rows, replace=False)] = True
+    parts, offset = [], 0
+    for batch in iter_parquet(path, columns):
+        parts.append(batch.filter(pa.array(keep[offset:offset + batch.num_rows])))
+        offset += batch.num_rows
+    return pa.concat_tables(parts).to_pandas()
 
 
 def file_version(path) -> str:
@@ -64,11 +85,17 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
     layout = lake.layout
     reads = declared_reads(context, lake)
     incidents_path = layout.table("incidents")
-    table = build_feature_table(reads.parquet(incidents_path))
     target = layout.table("incident_features")
-    write_parquet(staged_path(target), table)
-    staged = read_parquet(staged_path(target))  # audit what was written, not what was meant
-    features = [c for c in staged.columns if c not in NOT_FEATURES]
+    with parquet_batch_writer(staged_path(target)) as sink:  # batch by batch: bounded memory
+        for batch in reads.parquet_batches(incidents_path, batch_rows=FEATURE_BATCH_ROWS):
+            table = build_feature_table(batch.to_pandas())
+            sink.write(table)
+            sample = table.iloc[:0]
+        rows = sink.rows
+    # Audit what was written, not what was meant: read back (a seeded sample of a large table).
+    staged_columns = pq.read_schema(staged_path(target)).names
+    features = [c for c in staged_columns if c not in NOT_FEATURES]
+    staged = read_sample(staged_path(target), [*features, "label"], LEAKAGE_SAMPLE_ROWS)
     not_allowed = sorted(set(features) - set(FEATURE_COLUMNS))
     scores = leakage_scores(staged[features], staged["label"])
     combination = combination_accuracy(staged[features], staged["label"])
@@ -77,6 +104,7 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
     leakage = {
         "passed": passed, "not_on_allow_list": not_allowed, "leaky": leaky, "combination": combination,
         "mi_ratio_limit": MI_RATIO_LIMIT, "purity_limit": PURITY_LIMIT, "combination_limit": COMBINATION_LIMIT,
+        "rows_scored": len(staged), "rows": rows,
         "scores": scores.to_dict(orient="index"),
     }
     outputs = (target, layout.lake_file("label_map.json"), layout.lake_file("leakage_check.json"))
@@ -91,14 +119,15 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
     version = content_version(target if passed else rejected_path(target))
     yield dg.MaterializeResult(
         metadata={
-            **table_metadata(table, path),
+            **table_metadata(sample, path),
+            "dagster/row_count": dg.MetadataValue.int(rows),
             "data_version": version.value,
             "features": ", ".join(features),
             "classes": ", ".join(CLASSES),
             "published": passed,
             **reads.metadata(),
             "dagster/column_lineage": column_lineage(
-                {col: [("incidents", src) for src in FEATURE_LINEAGE[col]] for col in table.columns if col in FEATURE_LINEAGE}
+                {col: [("incidents", src) for src in FEATURE_LINEAGE[col]] for col in sample.columns if col in FEATURE_LINEAGE}
                 | {c: [("incidents", c)] for c in ("case_number", "incident_datetime", "label")}
                 | {"label_id": [("incidents", "label")]}
             ),
@@ -147,7 +176,8 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
     layout = lake.layout
     reads = declared_reads(context, lake)
     features_path = layout.table("incident_features")
-    table = reads.parquet(features_path)
+    # Parts from a narrow projection; the wide rows are then streamed with their part attached.
+    table = reads.parquet(features_path, columns=["case_number", "incident_datetime", "label", "label_id"])
     if not 0 < config.validation_fraction < 1 or not 0 < config.test_fraction < 1 or \
             config.validation_fraction + config.test_fraction >= 0.9:
         raise dg.Failure(description="validation_fraction and test_fraction must be in (0, 1) and leave a training part")
@@ -159,8 +189,18 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
     except TooLittleDataError as exc:  # the sentence is the failure's description, shown as the cause
         raise dg.Failure(description=str(exc), metadata={f"rows/{k}": v for k, v in exc.counts.items()}) from exc
     table["split"] = split.to_numpy()
-    scaler = fit_minmax(table[table["split"] == "train"], MODEL_FEATURES)
-    path = write_parquet(layout.table("dataset_splits"), table)
+    scaler, offset = None, 0
+    with parquet_batch_writer(layout.table("dataset_splits")) as sink:
+        for batch in reads.parquet_batches(features_path, batch_rows=FEATURE_BATCH_ROWS):
+            part = table["split"].to_numpy()[offset:offset + batch.num_rows]
+            offset += batch.num_rows
+            frame = batch.to_pandas().assign(split=part)
+            sink.write(frame)
+            train = frame[frame["split"] == "train"]
+            if len(train):
+                scaler = merge_minmax(scaler, fit_minmax(train, MODEL_FEATURES))
+            sample = frame.iloc[:0]
+    path = layout.table("dataset_splits")
     summary = {
         "strategy": config.strategy,
         "validation_fraction": config.validation_fraction,
@@ -185,7 +225,8 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
     counts = pd.crosstab(table["label"], table["split"]).reindex(index=list(CLASSES), columns=list(SPLITS)).fillna(0)
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(table, path),
+            **table_metadata(sample, path),
+            "dagster/row_count": dg.MetadataValue.int(len(table)),
             "strategy": config.strategy,
             **{f"rows/{p}": i["rows"] for p, i in summary["parts"].items()},
             "parts": dg.MetadataValue.json(summary["parts"]),

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from crime_pipeline.lib.atomic import read_parquet
+from crime_pipeline.lib.atomic import iter_parquet, parquet_rows, read_parquet
 from crime_pipeline.lib.catalog import producers_of
 from crime_pipeline.lib.lake import LakeLayout
 from crime_pipeline.resources import LakeResource
@@ -48,8 +50,19 @@ class DeclaredReads:
     def exists(self, path: Path) -> bool:
         return self.path(path).exists()
 
-    def parquet(self, path: Path) -> pd.DataFrame:
-        return read_parquet(self.path(path))
+    def parquet(self, path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+        return read_parquet(self.path(path), columns=columns)
+
+    def parquet_batches(self, path: Path, columns: list[str] | None = None,
+                        batch_rows: int = 250_000) -> Iterator[pa.Table]:
+        """The table in batches of at most `batch_rows` rows (bounded memory), checksums verified."""
+        return iter_parquet(self.path(path), columns, batch_rows)
+
+    def parquet_rows(self, path: Path) -> int:
+        return parquet_rows(self.path(path))
+
+    def parquet_schema(self, path: Path) -> pa.Schema:
+        return pq.read_schema(self.path(path))
 
     def json(self, path: Path, default: Any = None) -> Any:
         path = self.path(path)

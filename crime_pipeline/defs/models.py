@@ -9,18 +9,48 @@ import time
 
 import dagster as dg
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 from sklearn.metrics import accuracy_score, log_loss
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
-from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads, read_splits
+from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads
 from crime_pipeline.lib.artifacts import predict_proba, save_model
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.mlp import MLPSettings, train_mlp
-from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression
+from crime_pipeline.lib.training import (
+    DEFAULT_MAX_TRAIN_ROWS,
+    matrices,
+    stratified_sample,
+    train_gbdt,
+    train_logistic_regression,
+)
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
 # A training step that runs past this is stuck or thrashing; run monitoring ends the run.
 TRAINING_TAGS = {"dagster/max_runtime": str(2 * 60 * 60)}
+
+
+def read_training_splits(reads: DeclaredReads, max_train_rows: int, seed: int = 0) -> tuple[pd.DataFrame, dict, dict]:
+    """The training sample and the validation part of dataset_splits (model columns only, read in
+    batches), its summary, and what was sampled. Training rows beyond `max_train_rows` are left out
+    by a stratified sample (each type keeps its share); validation is whole."""
+    layout = reads.layout
+    path = layout.table("dataset_splits")
+    info = reads.json(layout.lake_file("dataset_splits.json"))
+    parts = reads.parquet(path, columns=["split", "label_id"])
+    split = parts["split"].to_numpy()
+    train = np.flatnonzero(split == "train")
+    chosen = train[stratified_sample(parts["label_id"].to_numpy()[train], max_train_rows, seed)]
+    keep = split == "validation"
+    keep[chosen] = True
+    del parts, split
+    tables, offset = [], 0
+    for batch in reads.parquet_batches(path, columns=[*info["scaler"], "label_id", "split"]):
+        tables.append(batch.filter(pa.array(keep[offset:offset + batch.num_rows])))
+        offset += batch.num_rows
+    sampling = {"train_rows": len(train), "train_rows_used": len(chosen), "max_train_rows": max_train_rows}
+    return pa.concat_tables(tables).to_pandas(), info, sampling
 
 
 def _finish(context, lake: LakeResource, reads: DeclaredReads, kind: str, model, splits, info: dict, config: dict,
@@ -43,7 +73,7 @@ def _finish(context, lake: LakeResource, reads: DeclaredReads, kind: str, model,
     return dg.MaterializeResult(
         data_version=dg.DataVersion(weights[:16]),
         metadata={**metrics, "candidate": dg.MetadataValue.path(str(path)), "data_version": info["data_version"],
-                  **reads.metadata()},
+                  **{f"sampling/{k}": v for k, v in (extra or {}).get("sampling", {}).items()}, **reads.metadata()},
     )
 
 
@@ -53,6 +83,7 @@ class LogisticRegressionConfig(dg.Config):
     class_weighted: bool = False
     c: float = 1.0
     max_iter: int = 500
+    max_train_rows: int = DEFAULT_MAX_TRAIN_ROWS
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="2",
@@ -63,11 +94,12 @@ def baseline_model(context: dg.AssetExecutionContext, config: LogisticRegression
     Saved as coefficient arrays (.npz, no pickle) with a JSON of features, classes and scaler.
     """
     reads = declared_reads(context, lake)
-    splits, info = read_splits(reads)
+    splits, info, sampling = read_training_splits(reads, config.max_train_rows)
     started = time.perf_counter()
     model = train_logistic_regression(matrices(splits, info["scaler"], "train"), config.class_weighted, config.c,
                                       config.max_iter)
-    return _finish(context, lake, reads, "baseline", model, splits, info, config.model_dump(), seconds=time.perf_counter() - started)
+    return _finish(context, lake, reads, "baseline", model, splits, info, config.model_dump(),
+                   extra={"sampling": sampling}, seconds=time.perf_counter() - started)
 
 
 class GBDTConfig(dg.Config):
@@ -77,6 +109,7 @@ class GBDTConfig(dg.Config):
     max_iter: int = 150
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
+    max_train_rows: int = DEFAULT_MAX_TRAIN_ROWS
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="2",
@@ -87,12 +120,13 @@ def gbdt_model(context: dg.AssetExecutionContext, config: GBDTConfig, lake: Lake
     Saved with skops and loaded with an explicit list of trusted types (no pickle).
     """
     reads = declared_reads(context, lake)
-    splits, info = read_splits(reads)
+    splits, info, sampling = read_training_splits(reads, config.max_train_rows)
     started = time.perf_counter()
     model = train_gbdt(matrices(splits, info["scaler"], "train"), config.class_weighted, config.max_iter,
                        config.learning_rate, config.max_leaf_nodes)
     context.log.info(f"gbdt: {model.n_iter_} boosting iterations")
-    return _finish(context, lake, reads, "gbdt", model, splits, info, config.model_dump(), seconds=time.perf_counter() - started)
+    return _finish(context, lake, reads, "gbdt", model, splits, info, config.model_dump(),
+                   extra={"sampling": sampling}, seconds=time.perf_counter() - started)
 
 
 class MLPConfig(dg.Config):
@@ -119,6 +153,7 @@ class MLPConfig(dg.Config):
     temperature_scaling: bool = True
     prior_correction: bool = False
     cpu_threads: int = 1
+    max_train_rows: int = DEFAULT_MAX_TRAIN_ROWS  # a stratified sample above this (not an MLPSettings field)
 
 
 class WeightedMLPConfig(MLPConfig):
@@ -132,9 +167,9 @@ class WeightedMLPConfig(MLPConfig):
 def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_device: TorchDeviceResource,
                      kind: str) -> dg.MaterializeResult:
     reads = declared_reads(context, lake)
-    splits, info = read_splits(reads)
+    splits, info, sampling = read_training_splits(reads, config.max_train_rows)
     scales = {k: tuple(getattr(config, k)) for k in ("cell_scales", "spread_scales", "target_scales")}
-    settings = MLPSettings(**{**config.model_dump(), **scales})
+    settings = MLPSettings(**{**config.model_dump(exclude={"max_train_rows"}), **scales})
     device = torch_device.resolve()
     context.log.info(f"training the {kind} network on {device}")
     train, val = matrices(splits, info["scaler"], "train"), matrices(splits, info["scaler"], "validation")
@@ -148,7 +183,7 @@ def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_devic
                                log=log_epoch, features=info["features"], scaler=info["scaler"])
     cpu_seconds = round(time.process_time() - cpu_started, 2)
     return _finish(context, lake, reads, kind, model, splits, info, settings.to_dict(),
-                   extra={"history": history, "device": device, "train_cpu_seconds": cpu_seconds},
+                   extra={"history": history, "device": device, "train_cpu_seconds": cpu_seconds, "sampling": sampling},
                    seconds=time.perf_counter() - started)
 
 

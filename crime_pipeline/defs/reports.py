@@ -13,7 +13,7 @@ import pandas as pd
 
 from crime_pipeline import synthetic
 from crime_pipeline.defs.automation_conditions import REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, REFRESH_WHEN_UPSTREAM_CHANGES
-from crime_pipeline.defs.lake_io import declared_reads, read_splits
+from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import content_version
 from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.lib import captions, plots
@@ -68,7 +68,11 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     """
     layout = lake.layout
     reads = declared_reads(context, lake)
-    splits, info = read_splits(reads)
+    info = reads.json(layout.lake_file("dataset_splits.json"))
+    # Only the columns evaluation uses: at 10 million rows the whole table would not fit comfortably.
+    splits = reads.parquet(layout.table("dataset_splits"),
+                           columns=list(dict.fromkeys([*info["scaler"], "latitude", "longitude", "incident_datetime",
+                                                       "label_id", "split"])))
     quality = reads.json(layout.report_file("data_quality.json"))
     candidates = {kind: reads.json(layout.model_candidates / f"{kind}.json") for kind in KINDS}
     bad_features = {k: sorted(set(m["features"]) - set(FEATURE_COLUMNS)) for k, m in candidates.items()}
@@ -169,7 +173,7 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     reads = declared_reads(context, lake)
     evaluation = reads.json(layout.report_file("evaluation.json"))
     classes = evaluation["classes"]
-    incidents = reads.parquet(layout.table("incidents"))
+    incidents = reads.parquet(layout.table("incidents"), columns=["incident_datetime", "label", "latitude", "longitude"])
     predictions = reads.parquet(layout.lake_file("test_predictions.parquet"))
     history = reads.json(layout.models / "mlp.json")["history"]
     y = predictions["label_id"].to_numpy()

@@ -5,7 +5,7 @@ import dagster as dg
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.lib.atomic import write_json
-from crime_pipeline.lib.seed_method import SeedSettings, markdown, reproduce
+from crime_pipeline.lib.seed_method import DISGUISES, SeedSettings, markdown, reproduce
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
 RESULT_FILE = "seed_reproduction.json"
@@ -36,7 +36,8 @@ def seed_reproduction(context: dg.AssetExecutionContext, config: SeedReproductio
     """
     layout = lake.layout
     reads = declared_reads(context, lake)
-    incidents = reads.parquet(layout.table("incidents"))
+    incidents = reads.parquet(layout.table("incidents"),  # only what the method reads
+                              columns=["label", "latitude", "longitude", "incident_datetime", *DISGUISES])
     settings = SeedSettings(**config.model_dump())
     device = torch_device.resolve()
     doc = reproduce(incidents, settings, device, log=context.log.info)

@@ -351,6 +351,30 @@ def validate_incidents(raw: pd.DataFrame, as_of: str | pd.Timestamp | None = Non
     return result
 
 
+@dataclass
+class ValidationTotals:
+    """Counts of a file validated batch by batch: the sums of each batch's ValidationResult."""
+
+    rows_read: int = 0
+    valid: int = 0
+    quarantined: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: ValidationResult) -> None:
+        self.rows_read += result.rows_read
+        self.valid += len(result.valid)
+        self.quarantined += len(result.quarantine)
+        for mine, theirs in ((self.by_rule, result.by_rule), (self.flags, result.flags)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + int(v)
+        self.by_rule = dict(sorted(self.by_rule.items()))
+
+
+# What `supersede` needs of a validated table: merging reads only these, then streams the kept rows.
+KEY_COLUMNS = ("case_number", "incident_datetime", "created_at", "updated_at", "source_line")
+
+
 def record_time(valid: pd.DataFrame) -> pd.Series:
     """When a record was last written: updated_at, else created_at, else the incident itself."""
     return valid["updated_at"].fillna(valid["created_at"]).fillna(valid["incident_datetime"])
