@@ -19,10 +19,11 @@ from crime_pipeline.lib.lake import (
     record_ingested,
 )
 from crime_pipeline.lib.quality import count_csv_records
-from crime_pipeline.lib.reading import RawCsv, sha256_file, stream_raw_csv
+from crime_pipeline.lib.reading import DEFAULT_BLOCK_BYTES, RawCsv, sha256_file, stream_raw_csv
 from crime_pipeline.resources import LakeResource
 
 incoming_files = dg.DynamicPartitionsDefinition(name="incoming_files")
+RAW_BLOCK_BYTES = DEFAULT_BLOCK_BYTES  # CSV text parsed per batch; the raw table gets one row group each
 SOURCE_FILE_TAG = "crime_pipeline/source_file"  # set by the sensor and the CLI: where to look first
 
 
@@ -93,7 +94,8 @@ def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     fault_point("ingest:read")
     target = layout.raw_table(key)
     try:
-        read = stream_raw_csv(path, lambda raw: write_raw_table(raw, target, path.name, digest))
+        read = stream_raw_csv(path, lambda raw: write_raw_table(raw, target, path.name, digest),
+                              block_bytes=RAW_BLOCK_BYTES)
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     fault_point("ingest:after_raw")

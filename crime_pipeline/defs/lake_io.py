@@ -50,8 +50,8 @@ class DeclaredReads:
     def exists(self, path: Path) -> bool:
         return self.path(path).exists()
 
-    def parquet(self, path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-        return read_parquet(self.path(path), columns=columns)
+    def parquet(self, path: Path, columns: list[str] | None = None, filters: list | None = None) -> pd.DataFrame:
+        return read_parquet(self.path(path), columns=columns, filters=filters)
 
     def parquet_batches(self, path: Path, columns: list[str] | None = None,
                         batch_rows: int = 250_000) -> Iterator[pa.Table]:

@@ -69,10 +69,10 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     layout = lake.layout
     reads = declared_reads(context, lake)
     info = reads.json(layout.lake_file("dataset_splits.json"))
-    # Only the columns evaluation uses: at 10 million rows the whole table would not fit comfortably.
-    splits = reads.parquet(layout.table("dataset_splits"),
-                           columns=list(dict.fromkeys([*info["scaler"], "latitude", "longitude", "incident_datetime",
-                                                       "label_id", "split"])))
+    # Only what evaluation uses (test rows, training labels): 10 million rows whole would not fit comfortably.
+    columns = list(dict.fromkeys([*info["scaler"], "latitude", "longitude", "incident_datetime", "label_id", "split"]))
+    splits = reads.parquet(layout.table("dataset_splits"), columns=columns, filters=[("split", "==", "test")])
+    parts = reads.parquet(layout.table("dataset_splits"), columns=["label_id", "split"])
     quality = reads.json(layout.report_file("data_quality.json"))
     candidates = {kind: reads.json(layout.model_candidates / f"{kind}.json") for kind in KINDS}
     bad_features = {k: sorted(set(m["features"]) - set(FEATURE_COLUMNS)) for k, m in candidates.items()}
@@ -90,7 +90,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     classes = info["classes"]
     test_rows = splits[splits["split"] == "test"]
     test = matrices(splits, info["scaler"], "test")
-    train_y = splits.loc[splits["split"] == "train", "label_id"].to_numpy()
+    train_y = parts.loc[parts["split"] == "train", "label_id"].to_numpy()
     probas = {}
     for kind in KINDS:
         reads.path(layout.model_candidates / candidates[kind]["weights_file"])

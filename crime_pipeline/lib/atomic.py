@@ -107,9 +107,9 @@ def write_parquet_batches(target: str | os.PathLike, batches) -> Path:
     return Path(target)
 
 
-def read_parquet(source: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+def read_parquet(source: str | os.PathLike, columns: list[str] | None = None, filters: list | None = None) -> pd.DataFrame:
     """Read Parquet verifying page checksums, so a flipped byte fails loudly."""
-    return pq.read_table(source, columns=columns, page_checksum_verification=True).to_pandas()
+    return pq.read_table(source, columns=columns, filters=filters, page_checksum_verification=True).to_pandas()
 
 
 def iter_parquet(source: str | os.PathLike, columns: list[str] | None = None,
