@@ -1,7 +1,7 @@
 """How wall time and peak memory grow with the data: every stage at 1, 3 and 10 million rows.
 
     python -m benchmarks.scale [--sizes 1000000 3000000 10000000] [--files 1 12] [--workdir DIR]
-    python -m benchmarks.scale --sampling-cost 3000000     # full training set vs the stratified sample
+    python -m benchmarks.scale --sampling-cost LAKE --sample-rows N   # all training rows vs a stratified sample
     python -m benchmarks.scale --ingest-ratio              # ingestion + validation vs pyarrow.csv.read_csv
 
 Each stage runs in a fresh process (benchmarks/stages.py), so its peak RSS is its own. Results are
@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks.stages import REPO, run_stages
 
@@ -51,41 +52,41 @@ def growth_table(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def sampling_cost(workdir: Path, rows: int) -> dict:
-    """Test metrics of every model trained on the stratified sample (the default), then of the
-    logistic regression, gradient boosting and MLP retrained on every training row, same lake."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    if not (workdir / "lake" / "reports" / "evaluation.json").exists():
-        run_stages(workdir, rows)
-    sampled = json.loads((workdir / "lake" / "reports" / "evaluation.json").read_text())
-    env = {**os.environ, "CRIME_PIPELINE_LAKE": str(workdir / "lake"), "DAGSTER_HOME": str(workdir / "dagster_home"),
-           "PYTHONPATH": str(REPO)}
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "benchmarks.scale", "--retrain-full"], cwd=REPO, env=env, check=True)
-    full = json.loads((workdir / "lake" / "reports" / "evaluation.json").read_text())
-    keep = ("accuracy", "macro_f1", "log_loss")
-    out = {"rows": rows, "retrain_full_s": round(time.perf_counter() - started, 1), "models": {}}
-    for kind in ("baseline", "gbdt", "mlp"):
-        out["models"][kind] = {"sample": {k: sampled["models"][kind].get(k) for k in keep},
-                               "full": {k: full["models"][kind].get(k) for k in keep}}
-    if sampled.get("bayes"):
-        out["bayes"] = {k: sampled["bayes"].get(k) for k in keep}
+def sampling_cost(lake_root: Path, train_rows: int, kinds=("baseline", "gbdt", "mlp")) -> dict:
+    """Test accuracy and log loss of each model trained on every training row of a built lake, and on
+    a stratified sample of `train_rows` of them (what `max_train_rows` does), same validation and test."""
+    from sklearn.metrics import accuracy_score, log_loss
+
+    from crime_pipeline.lib.artifacts import predict_proba
+    from crime_pipeline.lib.atomic import read_parquet
+    from crime_pipeline.lib.lake import LakeLayout
+    from crime_pipeline.lib.mlp import MLPSettings, train_mlp
+    from crime_pipeline.lib.training import Matrices, matrices, stratified_sample, train_gbdt, train_logistic_regression
+
+    layout = LakeLayout(lake_root)
+    info = json.loads(layout.lake_file("dataset_splits.json").read_text())
+    splits = read_parquet(layout.table("dataset_splits"), columns=[*info["scaler"], "label_id", "split"])
+    train, val, test = (matrices(splits, info["scaler"], part) for part in ("train", "validation", "test"))
+    pick = stratified_sample(train.y, train_rows)
+    sample = Matrices(train.x[pick], train.y[pick])
+    n = len(info["classes"])
+    out = {"train_rows": len(train.y), "sample_rows": len(pick), "test_rows": len(test.y), "models": {}}
+    for kind in kinds:
+        for name, data in (("full", train), ("sample", sample)):
+            started = time.perf_counter()
+            if kind == "mlp":
+                model, _ = train_mlp(data.x, data.y, val.x, val.y, n, MLPSettings(), "cpu", log=lambda m: None,
+                                     features=info["features"], scaler=info["scaler"])
+            else:
+                model = (train_logistic_regression if kind == "baseline" else train_gbdt)(data, False)
+            proba = predict_proba(kind, model, test.x, n)
+            out["models"].setdefault(kind, {})[name] = {
+                "accuracy": round(float(accuracy_score(test.y, proba.argmax(1))), 4),
+                "log_loss": round(float(log_loss(test.y, np.clip(proba, 1e-12, 1), labels=range(n))), 4),
+                "train_s": round(time.perf_counter() - started, 1)}
+            print(kind, name, out["models"][kind][name], flush=True)
+            _save("sampling_cost", out)
     return out
-
-
-def _retrain_full() -> None:
-    """Worker: retrain three models on every training row, then evaluate (same lake and instance)."""
-    import dagster as dg
-
-    from crime_pipeline.definitions import build_definitions
-    from crime_pipeline.orchestrate import QUIET_LOGS
-
-    defs = build_definitions(os.environ["CRIME_PIPELINE_LAKE"])
-    ops = {"baseline_model": {}, "gbdt_model": {}, "mlp_model": {}}
-    config = {**QUIET_LOGS, "ops": {k: {"config": {"max_train_rows": 0}} for k in ops}}
-    result = dg.materialize([*defs.assets, *(defs.asset_checks or [])], instance=dg.DagsterInstance.get(),
-                            selection=[*ops, "model_evaluation"], resources=defs.resources, run_config=config)
-    assert result.success
 
 
 def _old_reading():
@@ -157,13 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--files", type=int, nargs="+", choices=[1, 12], default=[1])
     parser.add_argument("--workdir", default=None, help="lakes go here (default: a temporary folder, removed)")
-    parser.add_argument("--sampling-cost", type=int, metavar="ROWS", help="compare full training with the sample")
+    parser.add_argument("--sampling-cost", metavar="LAKE", help="a built lake: every training row vs a stratified sample")
+    parser.add_argument("--sample-rows", type=int, default=1_000_000, help="the sample's size for --sampling-cost")
     parser.add_argument("--ingest-ratio", action="store_true", help="ingestion + validation vs the pyarrow parse")
-    parser.add_argument("--retrain-full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.retrain_full:
-        _retrain_full()
-        return 0
     if args.ingest_ratio:
         result = ingest_ratio()
         print(json.dumps(result, indent=2))
@@ -172,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         root = Path(args.workdir or tmp)
         if args.sampling_cost:
-            result = sampling_cost(root / f"sampling_{args.sampling_cost}", args.sampling_cost)
-            print(json.dumps(result, indent=2))
-            _save("sampling_cost", result)
+            print(json.dumps(sampling_cost(Path(args.sampling_cost), args.sample_rows), indent=2))
             return 0
         for files in args.files:
             for rows in args.sizes:

@@ -123,3 +123,17 @@ def test_stratified_sample_keeps_each_type_share():
     np.testing.assert_array_equal(stratified_sample(labels, 0), np.arange(len(labels)))
     with pytest.raises(AssertionError):  # a different seed draws different rows
         np.testing.assert_array_equal(stratified_sample(labels, 1000, seed=2), picked)
+
+
+def test_generation_in_chunks_and_monthly_files(tmp_path):
+    one_shot = synthetic.write_export_csv(synthetic.generate_incidents(2000, 7), tmp_path / "a.csv")
+    synthetic.write_export_files([tmp_path / "b.csv"], 2000, 7)
+    assert (tmp_path / "b.csv").read_bytes() == one_shot.read_bytes()  # small outputs stay byte-identical
+    paths = [tmp_path / f"m{m:02d}.csv" for m in range(1, 13)]
+    counts = synthetic.write_export_files(paths, 1200, 7, chunk_rows=500)  # 3 chunks, 12 monthly files
+    assert sum(counts) == 1200 and [count_csv_records(p) for p in paths] == counts
+    for month, path in enumerate(paths, start=1):
+        frame = pd.read_csv(path, dtype=str)
+        assert (frame["Created At"].str[:2].astype(int) == month).all()
+    cases = pd.concat([pd.read_csv(p, dtype=str) for p in paths])["Case Number"].dropna()
+    assert cases.duplicated().sum() == 3 * 4  # each 400-row chunk re-issues 1% of its cases; none collide
