@@ -304,7 +304,9 @@ class RawCsv:
             malformed.append((row.number, row.text))
             return "skip"
 
-        source = pa.OSFile(str(layout.path))
+        # A Python file, not pa.OSFile: pyarrow's background readahead then holds fewer blocks ahead of
+        # a slower consumer (pool peak 326 vs 613 MB on 1 million rows). It still grows with the file.
+        source = open(layout.path, "rb")
         source.seek(layout.skip)
         try:
             reader = pacsv.open_csv(
