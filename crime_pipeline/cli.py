@@ -20,12 +20,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     layout = LakeLayout(lake_path(default_lake_root())).ensure()
     out = lake_path(args.out) if args.out else layout.incoming / f"{args.city}_synthetic_{args.rows}_seed{args.seed}.csv"
+    paths = [out] if args.files == 1 else [out.with_name(f"{out.stem}_month{m:02d}{out.suffix}") for m in range(1, 13)]
     started = time.perf_counter()
-    data = synthetic.generate_incidents(args.rows, args.seed, city=args.city)
-    synthetic.write_export_csv(data, out)
-    record_generated(layout, sha256_file(out), {"file": out.name, "rows": args.rows, "seed": args.seed, "city": args.city,
-                                                "generator_version": synthetic.generator_version(args.city)})
-    print(f"generated {args.rows:,} {args.city} incidents (seed {args.seed}) in {time.perf_counter() - started:.1f}s -> {out}")
+    counts = synthetic.write_export_files(paths, args.rows, args.seed, city=args.city)  # in chunks: bounded memory
+    for path, rows in zip(paths, counts):
+        record_generated(layout, sha256_file(path), {"file": path.name, "rows": rows, "seed": args.seed, "city": args.city,
+                                                     "generator_version": synthetic.generator_version(args.city)})
+    where = out if args.files == 1 else f"{len(paths)} monthly files {paths[0].name} .. {paths[-1].name}"
+    print(f"generated {args.rows:,} {args.city} incidents (seed {args.seed}) in {time.perf_counter() - started:.1f}s -> {where}")
     return 0
 
 
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--city", default="buffalo", choices=cities,
                      help="city profile whose layout, box and class shares to use")
     gen.add_argument("--out", help="output CSV (default: data_lake/raw/incoming/<city>_synthetic_<rows>_seed<seed>.csv)")
+    gen.add_argument("--files", type=int, choices=[1, 12], default=1,
+                     help="12: one file per calendar month of Created At (<out>_month01.csv .. _month12.csv)")
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize everything missing or stale, for every incoming file")
     run.add_argument("--force", action="store_true", help="rebuild everything below ingestion")

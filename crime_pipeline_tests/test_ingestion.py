@@ -265,7 +265,7 @@ def test_any_failure_inside_the_reader_names_the_file(monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr(pacsv, "read_csv", explode)
+    monkeypatch.setattr(pacsv, "open_csv", explode)
     with pytest.raises(UnreadableFileError, match=r"^weird\.csv: not a readable CSV file \(RuntimeError: something"):
         read_raw_csv("weird.csv", f"{HEADER}\n1,2,3,4,5\n".encode())
 

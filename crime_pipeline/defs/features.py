@@ -3,20 +3,25 @@
 from typing import Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import column_lineage, content_version, table_metadata
 from crime_pipeline.deploy_tags import TABLE
 from crime_pipeline.lib.atomic import (
+    iter_parquet,
+    parquet_batch_writer,
+    parquet_metadata,
+    parquet_rows,
     publish,
     read_parquet,
     reject,
     rejected_path,
     staged_path,
     write_json,
-    write_parquet,
 )
 from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, primary_city
 from crime_pipeline.lib.features import (
@@ -36,10 +41,35 @@ from crime_pipeline.lib.leakage import (
     disguise_scores,
     leakage_scores,
 )
-from crime_pipeline.lib.splits import SPLITS, TooLittleDataError, city_parts, fit_minmax, split_per_city
+from crime_pipeline.lib.splits import SPLITS, TooLittleDataError, city_parts, fit_minmax, merge_minmax, split_per_city
 from crime_pipeline.resources import LakeResource
 
 NOT_FEATURES = (*ID_COLUMNS, "label", "label_id", CITY_COLUMN)
+FEATURE_BATCH_ROWS = 250_000
+# The leakage scores read back at most this many staged rows (a seeded uniform sample): enough to
+# see a label in disguise (that takes a few thousand rows) without holding 10 million in memory.
+LEAKAGE_SAMPLE_ROWS = 1_000_000
+
+
+def read_sample(path, columns: list[str], max_rows: int, seed: int = 0) -> pd.DataFrame:
+    """Every row of a Parquet file, or a seeded uniform sample of `max_rows` read batch by batch."""
+    total = parquet_rows(path)
+    if total <= max_rows:
+        return read_parquet(path, columns=columns)
+    keep = np.zeros(total, dtype=bool)
+    keep[np.random.default_rng(seed).choice(total, size=max_rows, replace=False)] = True
+    parts, offset = [], 0
+    for batch in iter_parquet(path, columns):
+        parts.append(batch.filter(pa.array(keep[offset:offset + batch.num_rows])))
+        offset += batch.num_rows
+    return pa.concat_tables(parts).to_pandas()
+
+
+def cities_in(reads, path) -> list[str]:
+    """The cities a table's `city` column holds (the default city for a table without one)."""
+    if CITY_COLUMN not in reads.parquet_schema(path).names:
+        return [DEFAULT_CITY]
+    return sorted(map(str, reads.parquet(path, columns=[CITY_COLUMN])[CITY_COLUMN].dropna().unique()))
 
 
 def file_version(path) -> str:
@@ -75,24 +105,36 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
     layout = lake.layout
     reads = declared_reads(context, lake)
     incidents_path = layout.table("incidents")
-    incidents = reads.parquet(incidents_path)
-    table = build_feature_table(incidents)
-    cities = sorted(city_parts(table))
+    cities = cities_in(reads, incidents_path)
     target = layout.table("incident_features")
-    write_parquet(staged_path(target), table)
-    staged = read_parquet(staged_path(target))  # audit what was written, not what was meant
-    features = [c for c in staged.columns if c not in NOT_FEATURES]
+    with parquet_batch_writer(staged_path(target)) as sink:  # batch by batch: bounded memory
+        for batch in reads.parquet_batches(incidents_path, batch_rows=FEATURE_BATCH_ROWS):
+            table = build_feature_table(batch.to_pandas())
+            if cities != [DEFAULT_CITY] and CITY_COLUMN not in table:  # a batch of default-city rows only
+                table = table.assign(**{CITY_COLUMN: DEFAULT_CITY})
+            sink.write(table)
+            sample = table.iloc[:0]
+        rows = sink.rows
+    # Audit what was written, not what was meant: read back (a seeded sample of a large table).
+    staged_columns = parquet_metadata(staged_path(target)).schema.names
+    features = [c for c in staged_columns if c not in NOT_FEATURES]
+    staged = read_sample(staged_path(target), [*features, "label"], LEAKAGE_SAMPLE_ROWS)
     not_allowed = sorted(set(features) - set(FEATURE_COLUMNS))
     scores = leakage_scores(staged[features], staged["label"])
     combination = combination_accuracy(staged[features], staged["label"])
     leaky = sorted(scores.index[scores["leaky"]])
     passed = not not_allowed and not leaky and not combination["leaky"]
+    # The profiles' label disguises scored the same way, on a sample: the check would catch them as features.
+    disguises = {c: get_profile(c).disguises for c in cities}
+    present = set(reads.parquet_schema(incidents_path).names)
+    wanted = sorted({d for ds in disguises.values() for d in ds} & present) + ["label"] + \
+        ([CITY_COLUMN] if CITY_COLUMN in present else [])
     leakage = {
         "passed": passed, "not_on_allow_list": not_allowed, "leaky": leaky, "combination": combination,
         "mi_ratio_limit": MI_RATIO_LIMIT, "purity_limit": PURITY_LIMIT, "combination_limit": COMBINATION_LIMIT,
+        "rows_scored": len(staged), "rows": rows,
         "scores": scores.to_dict(orient="index"),
-        # The profiles' label disguises scored the same way: the check would catch them as features.
-        "disguises": disguise_scores(incidents, {c: get_profile(c).disguises for c in cities}),
+        "disguises": disguise_scores(read_sample(reads.path(incidents_path), wanted, LEAKAGE_SAMPLE_ROWS), disguises),
     }
     outputs = (target, layout.lake_file("label_map.json"), layout.lake_file("leakage_check.json"))
     labels = label_map() if cities == [DEFAULT_CITY] else {c: label_map(get_profile(c)) for c in cities}
@@ -107,7 +149,8 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
     version = content_version(target if passed else rejected_path(target))
     yield dg.MaterializeResult(
         metadata={
-            **table_metadata(table, path),
+            **table_metadata(sample, path),
+            "dagster/row_count": dg.MetadataValue.int(rows),
             "data_version": version.value,
             "features": ", ".join(features),
             "classes": ", ".join(get_profile(primary_city(cities)).class_names),
@@ -115,7 +158,7 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
             "published": passed,
             **reads.metadata(),
             "dagster/column_lineage": column_lineage(
-                {col: [("incidents", src) for src in FEATURE_LINEAGE[col]] for col in table.columns if col in FEATURE_LINEAGE}
+                {col: [("incidents", src) for src in FEATURE_LINEAGE[col]] for col in sample.columns if col in FEATURE_LINEAGE}
                 | {c: [("incidents", c)] for c in ("case_number", "incident_datetime", "label")}
                 | {"label_id": [("incidents", "label")]}
             ),
@@ -165,7 +208,11 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
     layout = lake.layout
     reads = declared_reads(context, lake)
     features_path = layout.table("incident_features")
-    table = reads.parquet(features_path)
+    # Parts from a narrow projection; the wide rows are then streamed with their part attached.
+    narrow = ["case_number", "incident_datetime", "label", "label_id"]
+    if CITY_COLUMN in reads.parquet_schema(features_path).names:
+        narrow.append(CITY_COLUMN)
+    table = reads.parquet(features_path, columns=narrow)
     if not 0 < config.validation_fraction < 1 or not 0 < config.test_fraction < 1 or \
             config.validation_fraction + config.test_fraction >= 0.9:
         raise dg.Failure(description="validation_fraction and test_fraction must be in (0, 1) and leave a training part")
@@ -174,17 +221,28 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
     except TooLittleDataError as exc:  # the sentence is the failure's description, shown as the cause
         raise dg.Failure(description=str(exc), metadata={f"rows/{k}": v for k, v in exc.counts.items()}) from exc
     table["split"] = split.to_numpy()
-    path = write_parquet(layout.table("dataset_splits"), table)
+    scalers: dict[str, dict] = {}  # per city, fitted on its own training rows, batch by batch
+    offset = 0
+    with parquet_batch_writer(layout.table("dataset_splits")) as sink:
+        for batch in reads.parquet_batches(features_path, batch_rows=FEATURE_BATCH_ROWS):
+            part = table["split"].to_numpy()[offset:offset + batch.num_rows]
+            offset += batch.num_rows
+            frame = batch.to_pandas().assign(split=part)
+            sink.write(frame)
+            for city, rows in city_parts(frame[frame["split"] == "train"]).items():
+                if len(rows):
+                    scalers[city] = merge_minmax(scalers.get(city), fit_minmax(rows, MODEL_FEATURES))
+            sample = frame.iloc[:0]
+    path = layout.table("dataset_splits")
 
     def parts(rows):
         return {part: {"rows": int((rows["split"] == part).sum()),
                        "from": str(rows.loc[rows["split"] == part, "incident_datetime"].min()),
                        "to": str(rows.loc[rows["split"] == part, "incident_datetime"].max())} for part in SPLITS}
 
-    # Per city: its classes and a scaler fitted on its own training rows. The top level is the
-    # primary city's (the default city when present), as single-city readers expect.
-    by_city = {city: {"classes": list(get_profile(city).class_names),
-                      "scaler": fit_minmax(rows[rows["split"] == "train"], MODEL_FEATURES), "parts": parts(rows)}
+    # Per city: its classes and scaler. The top level is the primary city's (the default city when
+    # present), as single-city readers expect.
+    by_city = {city: {"classes": list(get_profile(city).class_names), "scaler": scalers[city], "parts": parts(rows)}
                for city, rows in city_parts(table).items()}
     primary = by_city[primary_city(by_city)]
     summary = {
@@ -206,7 +264,8 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
     counts = pd.crosstab(table["label"], table["split"]).reindex(index=classes, columns=list(SPLITS)).fillna(0)
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(table, path),
+            **table_metadata(sample, path),
+            "dagster/row_count": dg.MetadataValue.int(len(table)),
             "strategy": config.strategy,
             "cities": ", ".join(by_city),
             **{f"rows/{p}": i["rows"] for p, i in summary["parts"].items()},

@@ -1,14 +1,16 @@
 """Ingestion: each CSV dropped into raw/incoming becomes one partition, keyed by its content hash."""
 
-import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
+import pyarrow as pa
 
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import table_metadata
 from crime_pipeline.deploy_tags import PER_FILE
-from crime_pipeline.lib.atomic import write_parquet
+from crime_pipeline.lib.atomic import parquet_batch_writer
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.lake import (
     LakeLayout,
@@ -18,16 +20,19 @@ from crime_pipeline.lib.lake import (
     record_ingested,
 )
 from crime_pipeline.lib.quality import count_csv_records
-from crime_pipeline.lib.reading import read_raw_csv
-from crime_pipeline.lib.storage import exists, listdir, read_bytes
+from crime_pipeline.lib.reading import DEFAULT_BLOCK_BYTES, RawCsv, sha256_file, stream_raw_csv
+from crime_pipeline.lib.storage import exists, listdir, local_copy
 from crime_pipeline.resources import LakeResource
 
 incoming_files = dg.DynamicPartitionsDefinition(name="incoming_files")
+RAW_BLOCK_BYTES = DEFAULT_BLOCK_BYTES  # CSV text parsed per batch; the raw table gets one row group each
 SOURCE_FILE_TAG = "crime_pipeline/source_file"  # set by the sensor and the CLI: where to look first
 
 
-def locate_incoming(layout: LakeLayout, key: str, hint: str | None = None) -> tuple[Path, bytes, str]:
-    """Find the incoming file whose content hash starts with `key`; return (path, bytes, sha256)."""
+def locate_incoming(layout: LakeLayout, key: str, hint: str | None = None) -> tuple[Path, str]:
+    """Find the incoming file whose content hash starts with `key`; return (path, sha256).
+
+    Hashed in blocks: a file of any size is never held in memory."""
     known = ingested(layout).get(key)
     names = [n for n in (hint, known and known["file"]) if n]
     candidates = [layout.incoming / Path(n).name for n in names]  # a name, never a path out of the folder
@@ -35,14 +40,33 @@ def locate_incoming(layout: LakeLayout, key: str, hint: str | None = None) -> tu
     for path in candidates:
         if not exists(path) or incoming_refusal(path) is not None:
             continue
-        data = read_bytes(path)
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_file(path)
         if partition_key_for(digest) == key:
-            return path, data, digest
+            return path, digest
     raise dg.Failure(
         description=f"no file in {layout.incoming} has content hash {key}; "
         "it was moved, changed or deleted after it was registered",
     )
+
+
+@dataclass
+class RawWritten:
+    rows_read: int
+    malformed: int
+    original_headers: list[str]
+    city: str  # the city profile the header matched (or the file-name prefix named)
+    sample: pd.DataFrame  # no rows: the columns and their types, for the metadata
+
+
+def write_raw_table(raw: RawCsv, target: Path, name: str, digest: str) -> RawWritten:
+    """Stream a CSV's record batches into the raw Parquet table, with its source file and hash first."""
+    with parquet_batch_writer(target) as sink:
+        for batch in raw.batches():
+            batch = batch.add_column(0, "source_file", pa.repeat(pa.scalar(name, pa.string()), batch.num_rows))
+            batch = batch.add_column(1, "source_sha256", pa.repeat(pa.scalar(digest, pa.string()), batch.num_rows))
+            sink.write(batch)
+            sample = batch.slice(0, 0)
+    return RawWritten(raw.rows_read, raw.malformed, raw.original_headers, raw.layout.city, sample.to_pandas())
 
 
 @dg.asset(
@@ -67,30 +91,32 @@ def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     layout = lake.layout
     key = context.partition_key
     reads = declared_reads(context, lake, external=True)
-    path, data, digest = locate_incoming(layout, key, context.run.tags.get(SOURCE_FILE_TAG))
+    path, digest = locate_incoming(layout, key, context.run.tags.get(SOURCE_FILE_TAG))
     reads.exists(path)  # recorded: the external input this partition is read from
-    context.log.info(f"reading {path.name} ({len(data) / 1e6:.1f} MB)")
     fault_point("ingest:read")
-    try:
-        read = read_raw_csv(path, data)
-    except ValueError as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    rows = read.rows
-    rows.insert(0, "source_file", path.name)
-    rows.insert(1, "source_sha256", digest)
-    target = write_parquet(layout.raw_table(key), rows)
+    target = layout.raw_table(key)
+    with local_copy(path) as local:  # pyarrow streams from disk; an object-store file is downloaded first
+        size = local.stat().st_size
+        context.log.info(f"reading {path.name} ({size / 1e6:.1f} MB)")
+        try:
+            read = stream_raw_csv(local, lambda raw: write_raw_table(raw, target, path.name, digest),
+                                  name=path.name, block_bytes=RAW_BLOCK_BYTES)
+        except ValueError as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        records_counted = count_csv_records(local)
     fault_point("ingest:after_raw")
     generator = reads.json(layout.generated_manifest, {"files": {}})["files"].get(key, {})
     entry = record_ingested(layout, key, {
-        "file": path.name, "city": read.city, "sha256": digest, "bytes": len(data), "rows_read": read.rows_read,
-        "records_counted": count_csv_records(data),
+        "file": path.name, "city": read.city, "sha256": digest, "bytes": size, "rows_read": read.rows_read,
+        "records_counted": records_counted,
         "generator_version": generator.get("generator_version") if generator.get("sha256") == digest else None,
     })
     fault_point("ingest:after_ledger")
     context.log.info(f"{path.name}: {read.city}, {read.rows_read} rows read, {read.malformed} malformed records")
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(rows, target),
+            **table_metadata(read.sample, target),
+            "dagster/row_count": dg.MetadataValue.int(read.rows_read),
             "source_file": path.name,
             "city": read.city,  # the city profile the header matched (or the file-name prefix named)
             "sha256": digest,

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from crime_pipeline.lib import storage
-from crime_pipeline.lib.atomic import parquet_metadata, read_parquet
+from crime_pipeline.lib.atomic import iter_parquet, parquet_metadata, parquet_rows, read_parquet
 from crime_pipeline.lib.catalog import producers_of
 from crime_pipeline.lib.lake import LakeLayout
 from crime_pipeline.resources import LakeResource
@@ -49,8 +51,19 @@ class DeclaredReads:
     def exists(self, path: Path) -> bool:
         return storage.exists(self.path(path))
 
-    def parquet(self, path: Path) -> pd.DataFrame:
-        return read_parquet(self.path(path))
+    def parquet(self, path: Path, columns: list[str] | None = None, filters: list | None = None) -> pd.DataFrame:
+        return read_parquet(self.path(path), columns=columns, filters=filters)
+
+    def parquet_batches(self, path: Path, columns: list[str] | None = None,
+                        batch_rows: int = 250_000) -> Iterator[pa.Table]:
+        """The table in batches of at most `batch_rows` rows (bounded memory), checksums verified."""
+        return iter_parquet(self.path(path), columns, batch_rows)
+
+    def parquet_rows(self, path: Path) -> int:
+        return parquet_rows(self.path(path))
+
+    def parquet_schema(self, path: Path) -> pa.Schema:
+        return parquet_metadata(self.path(path)).schema.to_arrow_schema()
 
     def parquet_metadata(self, path: Path):
         """The Parquet footer (row count, schema) without reading the data."""

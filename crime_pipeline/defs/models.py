@@ -9,10 +9,12 @@ import time
 
 import dagster as dg
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 from sklearn.metrics import accuracy_score, log_loss
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
-from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads, read_splits
+from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads
 from crime_pipeline.deploy_tags import CPU_TRAINING, GPU_TRAINING
 from crime_pipeline.lib.artifacts import predict_proba, save_model
 from crime_pipeline.lib.cities import model_name, primary_city
@@ -21,11 +23,43 @@ from crime_pipeline.lib.mlp import MLPSettings, train_mlp
 from crime_pipeline.lib.mlp import predict_proba as mlp_predict_proba
 from crime_pipeline.lib.splits import city_parts
 from crime_pipeline.lib.storage import read_bytes
-from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression
+from crime_pipeline.lib.training import (
+    DEFAULT_MAX_TRAIN_ROWS,
+    matrices,
+    stratified_sample,
+    train_gbdt,
+    train_logistic_regression,
+)
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
 # A training step that runs past this is stuck or thrashing; run monitoring ends the run.
 TRAINING_TAGS = {"dagster/max_runtime": str(2 * 60 * 60)}
+
+
+def read_training_splits(reads: DeclaredReads, max_train_rows: int, seed: int = 0) -> tuple[pd.DataFrame, dict, dict]:
+    """The training sample and the validation part of dataset_splits (model columns only, read in
+    batches), its summary, and what was sampled. Training rows beyond `max_train_rows` are left out
+    by a stratified sample (each city's types keep their shares); validation is whole."""
+    layout = reads.layout
+    path = layout.table("dataset_splits")
+    info = reads.json(layout.lake_file("dataset_splits.json"))
+    city = ["city"] if "city" in reads.parquet_schema(path).names else []
+    parts = reads.parquet(path, columns=["split", "label_id", *city])
+    split = parts["split"].to_numpy()
+    train = np.flatnonzero(split == "train")
+    strata = parts["label_id"].to_numpy(dtype=np.int64)
+    if city:  # label ids are per city: stratify by (city, type)
+        strata = strata + 1000 * pd.factorize(parts["city"])[0]
+    chosen = train[stratified_sample(strata[train], max_train_rows, seed)]
+    keep = split == "validation"
+    keep[chosen] = True
+    del parts, split
+    tables, offset = [], 0
+    for batch in reads.parquet_batches(path, columns=[*info["scaler"], "label_id", "split", *city]):
+        tables.append(batch.filter(pa.array(keep[offset:offset + batch.num_rows])))
+        offset += batch.num_rows
+    sampling = {"train_rows": len(train), "train_rows_used": len(chosen), "max_train_rows": max_train_rows}
+    return pa.concat_tables(tables).to_pandas(), info, sampling
 
 
 def per_city(splits, info: dict):
@@ -34,15 +68,19 @@ def per_city(splits, info: dict):
         yield city, rows, {**info, **info.get("cities", {}).get(city, {})}
 
 
-def _fit_per_city(context, lake: LakeResource, reads: DeclaredReads, kind: str, fit, config: dict) -> dg.MaterializeResult:
+def _fit_per_city(context, lake: LakeResource, reads: DeclaredReads, kind: str, fit, config: dict,
+                  max_train_rows: int) -> dg.MaterializeResult:
     """One candidate per city present: `fit(city, rows, info)` returns (model, extra); the primary
     city's metrics are the asset's headline metadata, every city's are in a table."""
-    splits, info = read_splits(reads)
+    splits, info, sampling = read_training_splits(reads, max_train_rows)
+    if sampling["train_rows_used"] < sampling["train_rows"]:
+        context.log.info(f"training on a stratified sample of {sampling['train_rows_used']:,} of "
+                         f"{sampling['train_rows']:,} training rows (max_train_rows)")
     results = {}
     for city, rows, city_info in per_city(splits, info):
         started = time.perf_counter()
         model, extra = fit(city, rows, city_info)
-        extra = dict(extra or {})
+        extra = {**(extra or {}), "sampling": sampling}
         val_proba = extra.pop("val_proba", None)  # set by a fit that scores validation its own way
         results[city] = _finish(context, lake, kind, city, model, rows, city_info, config, extra,
                                 time.perf_counter() - started, val_proba)
@@ -53,7 +91,8 @@ def _fit_per_city(context, lake: LakeResource, reads: DeclaredReads, kind: str, 
     return dg.MaterializeResult(
         data_version=dg.DataVersion("".join(r["weights"][:16] for r in results.values())[:64]),
         metadata={**primary["metrics"], "candidate": dg.MetadataValue.path(str(primary["path"])),
-                  "data_version": info["data_version"], "cities": dg.MetadataValue.md(table), **reads.metadata()},
+                  "data_version": info["data_version"], "cities": dg.MetadataValue.md(table),
+                  **{f"sampling/{k}": v for k, v in sampling.items()}, **reads.metadata()},
     )
 
 
@@ -82,6 +121,7 @@ class LogisticRegressionConfig(dg.Config):
     class_weighted: bool = False
     c: float = 1.0
     max_iter: int = 500
+    max_train_rows: int = DEFAULT_MAX_TRAIN_ROWS
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="2",
@@ -95,7 +135,8 @@ def baseline_model(context: dg.AssetExecutionContext, config: LogisticRegression
         return train_logistic_regression(matrices(rows, info["scaler"], "train"), config.class_weighted, config.c,
                                          config.max_iter), None
 
-    return _fit_per_city(context, lake, declared_reads(context, lake), "baseline", fit, config.model_dump())
+    return _fit_per_city(context, lake, declared_reads(context, lake), "baseline", fit,
+                         config.model_dump(), config.max_train_rows)
 
 
 class GBDTConfig(dg.Config):
@@ -105,6 +146,7 @@ class GBDTConfig(dg.Config):
     max_iter: int = 150
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
+    max_train_rows: int = DEFAULT_MAX_TRAIN_ROWS
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"scikitlearn"}, code_version="2",
@@ -120,7 +162,8 @@ def gbdt_model(context: dg.AssetExecutionContext, config: GBDTConfig, lake: Lake
         context.log.info(f"gbdt ({city}): {model.n_iter_} boosting iterations")
         return model, None
 
-    return _fit_per_city(context, lake, declared_reads(context, lake), "gbdt", fit, config.model_dump())
+    return _fit_per_city(context, lake, declared_reads(context, lake), "gbdt", fit,
+                         config.model_dump(), config.max_train_rows)
 
 
 class MLPConfig(dg.Config):
@@ -151,6 +194,7 @@ class MLPConfig(dg.Config):
     temperature_scaling: bool = True
     prior_correction: bool = False
     cpu_threads: int = 1
+    max_train_rows: int = DEFAULT_MAX_TRAIN_ROWS  # a stratified sample above this (not an MLPSettings field)
 
 
 class WeightedMLPConfig(MLPConfig):
@@ -164,7 +208,7 @@ class WeightedMLPConfig(MLPConfig):
 def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_device: TorchDeviceResource,
                      kind: str) -> dg.MaterializeResult:
     scales = {k: tuple(getattr(config, k)) for k in ("cell_scales", "spread_scales", "target_scales")}
-    settings = MLPSettings(**{**config.model_dump(), **scales})
+    settings = MLPSettings(**{**config.model_dump(exclude={"max_train_rows"}), **scales})
     device = torch_device.resolve()
 
     def log_epoch(message: str) -> None:
@@ -186,7 +230,8 @@ def _train_mlp_asset(context, config: MLPConfig, lake: LakeResource, torch_devic
             val_proba /= val_proba.sum(axis=1, keepdims=True)
         return model, {"history": history, "device": device, "train_cpu_seconds": cpu_seconds, "val_proba": val_proba}
 
-    return _fit_per_city(context, lake, declared_reads(context, lake), kind, fit, settings.to_dict())
+    return _fit_per_city(context, lake, declared_reads(context, lake), kind, fit, settings.to_dict(),
+                         config.max_train_rows)
 
 
 @dg.asset(deps=["dataset_splits"], group_name="models", kinds={"pytorch"}, code_version="4",

@@ -9,11 +9,12 @@ import base64
 from datetime import datetime, timezone
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from crime_pipeline import synthetic
 from crime_pipeline.defs.automation_conditions import REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, REFRESH_WHEN_UPSTREAM_CHANGES
-from crime_pipeline.defs.lake_io import declared_reads, read_splits
+from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import content_version
 from crime_pipeline.defs.models import per_city
 from crime_pipeline.defs.open_data import freshness_after_pull
@@ -86,7 +87,13 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     """
     layout = lake.layout
     reads = declared_reads(context, lake)
-    splits, info = read_splits(reads)
+    info = reads.json(layout.lake_file("dataset_splits.json"))
+    # Only what evaluation uses (test rows, training labels): 10 million rows whole would not fit comfortably.
+    city_column = ["city"] if "city" in reads.parquet_schema(layout.table("dataset_splits")).names else []
+    columns = list(dict.fromkeys([*info["scaler"], "latitude", "longitude", "incident_datetime", "label_id", "split",
+                                  *city_column]))
+    splits = reads.parquet(layout.table("dataset_splits"), columns=columns, filters=[("split", "==", "test")])
+    parts = reads.parquet(layout.table("dataset_splits"), columns=["label_id", "split", *city_column])
     quality = reads.json(layout.report_file("data_quality.json"))
     cities = list(city_parts(splits))
     candidates = {(kind, city): reads.json(layout.model_candidates / f"{model_name(kind, city)}.json")
@@ -104,11 +111,11 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
         return
 
     docs, predictions = {}, {}
-    for city, rows, city_info in per_city(splits, info):
+    train_labels = city_parts(parts[parts["split"] == "train"])
+    for city, rows, city_info in per_city(splits, info):  # `splits` holds the test rows only
         classes = city_info["classes"]
-        test_rows = rows[rows["split"] == "test"]
         test = matrices(rows, city_info["scaler"], "test")
-        train_y = rows.loc[rows["split"] == "train", "label_id"].to_numpy()
+        train_y = train_labels[city]["label_id"].to_numpy()
         probas = {}
         for kind in KINDS:
             name = model_name(kind, city)
@@ -118,8 +125,10 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
         generated = city_generated(quality, city)
         bayes = None
         if generated:
-            bayes = synthetic.posterior(test_rows["latitude"], test_rows["longitude"], test_rows["incident_datetime"],
-                                        city=city)
+            # In slices: the posterior's (types, components, rows) temporaries took 12 GB on 1.4 million test rows.
+            bayes = np.concatenate([
+                synthetic.posterior(part["latitude"], part["longitude"], part["incident_datetime"], city=city)
+                for part in (rows.iloc[i:i + 100_000] for i in range(0, max(len(rows), 1), 100_000))])
         doc = evaluate(test.y, train_y, probas, classes, info["strategy"], bayes)
         doc["generated_data"] = generated
         doc["data_version"] = info["data_version"]
@@ -213,7 +222,9 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     classes = evaluation["classes"]
     city = evaluation.get("city", DEFAULT_CITY)  # the figures show the primary city
     profile = get_profile(city)
-    incidents = reads.parquet(layout.table("incidents"))
+    city_column = ["city"] if "city" in reads.parquet_schema(layout.table("incidents")).names else []
+    incidents = reads.parquet(layout.table("incidents"),
+                              columns=["incident_datetime", "label", "latitude", "longitude", *city_column])
     if "city" in incidents:
         incidents = incidents[incidents["city"] == city]
     predictions = reads.parquet(layout.lake_file("test_predictions.parquet"))

@@ -7,7 +7,7 @@ from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.deploy_tags import CPU_TRAINING
 from crime_pipeline.lib.atomic import write_json
 from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, primary_city
-from crime_pipeline.lib.seed_method import SeedSettings, markdown, reproduce
+from crime_pipeline.lib.seed_method import DISGUISES, SeedSettings, markdown, reproduce
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
 RESULT_FILE = "seed_reproduction.json"
@@ -38,7 +38,9 @@ def seed_reproduction(context: dg.AssetExecutionContext, config: SeedReproductio
     """
     layout = lake.layout
     reads = declared_reads(context, lake)
-    incidents = reads.parquet(layout.table("incidents"))
+    present = reads.parquet_schema(layout.table("incidents")).names
+    wanted = ["label", "latitude", "longitude", "incident_datetime", *DISGUISES, "city"]  # only what the method reads
+    incidents = reads.parquet(layout.table("incidents"), columns=[c for c in wanted if c in present])
     city = primary_city(incidents["city"].unique()) if "city" in incidents else DEFAULT_CITY
     if "city" in incidents:  # the primary city's incidents (the default city when present)
         incidents = incidents[incidents["city"] == city]

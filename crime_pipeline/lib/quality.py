@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 DELIMITERS = (",", ";", "\t", "|")
 
 
-def count_csv_records(data: bytes) -> int:
+def count_csv_records(source: bytes | str | Path) -> int:
     """Records in a CSV file below its header, counted by Python's csv module: evidence for the
     row accounting that is independent of the pyarrow reader ingestion uses. Blank lines are not
-    records; a record with the wrong number of fields is."""
-    text = data.decode("utf-8-sig")
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(DELIMITERS, key=first_line.count)
-    records = sum(1 for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if record)
+    records; a record with the wrong number of fields is. A path is read as a stream (one record
+    in memory at a time), so any size can be counted."""
+    if isinstance(source, bytes):
+        return _count(io.StringIO(source.decode("utf-8-sig"), newline=""))
+    with open(source, encoding="utf-8-sig", newline="") as fh:
+        return _count(fh)
+
+
+def _count(fh: io.TextIOBase) -> int:
+    first_line = fh.readline()
+    delimiter = max(DELIMITERS, key=first_line.split("\n", 1)[0].count)
+    fh.seek(0)
+    records = sum(1 for record in csv.reader(fh, delimiter=delimiter) if record)
     return max(records - 1, 0)
 
 

@@ -8,21 +8,27 @@ the file (1 = header), correct even when quoted values span several lines.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import os
+import tempfile
+from array import array
 import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from crime_pipeline.lib import storage
 from crime_pipeline.lib.cities import DEFAULT_CITY, CityProfile, city_from_filename, profiles
 from crime_pipeline.lib.columns import canonical_names, missing_required, normalise_header
-from crime_pipeline.lib.storage import lake_path, open_read, read_bytes
 
 DELIMITERS = (",", ";", "\t", "|")
 
@@ -54,51 +60,98 @@ class RawRead:
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
-    with open_read(lake_path(path)) as fh:  # a lake file, local or on an object store
+    with storage.open_read(storage.lake_path(path)) as fh:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
 
 
-def _record_start_lines(data: bytes, newline: int = 10) -> np.ndarray:
-    """Physical 1-based line number where each non-empty CSV record starts (quote-aware).
+class _LineMapMismatch(Exception):
+    """The quote-parity line scan disagrees with pyarrow's records: rescan with the csv module."""
 
-    `newline` is the byte that ends a line: LF (also for CRLF), or CR in an old Mac file.
+
+def _record_start_lines(stream: BinaryIO, newline: int = 10, block: int = 1 << 24) -> tuple[np.ndarray, int]:
+    """Physical 1-based line number where each non-empty CSV record starts (quote-aware), and the
+    number of quote characters in the file, read in blocks (memory: one block, plus 8 bytes a record).
+
+    `newline` is the byte that ends a line: LF (also for CRLF), or CR in an old Mac file. A newline
+    ends a record only outside quotes: an even number of quote chars precede it.
     """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == newline)
-    quotes = np.flatnonzero(buf == 34)
-    # A newline ends a record only outside quotes: an even number of quote chars precede it.
-    boundary = newlines[(np.searchsorted(quotes, newlines) % 2) == 0]
-    starts = np.concatenate(([0], boundary + 1))
-    ends = np.concatenate((boundary, [len(buf)]))
-    length = ends - starts
-    cr_only = (length == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13)  # the CR of an empty CRLF line
-    keep = (length > 0) & ~cr_only
-    lines = np.searchsorted(newlines, starts) + 1  # newlines before the start, plus one
-    return lines[keep]
+    out: list[np.ndarray] = []
+    quotes = newlines_before = offset = 0
+    prev_end, next_line, last_byte = -1, 1, -1  # the last record boundary and the line after it
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    while data := stream.read(block):
+        buf = np.frombuffer(data, dtype=np.uint8)
+        newlines = np.flatnonzero(buf == newline)
+        _check_utf8(decoder, data, offset, lambda at: newlines_before + int(np.searchsorted(newlines, at)) + 1)
+        quote_at = np.flatnonzero(buf == 34)
+        local = newlines[((quotes + np.searchsorted(quote_at, newlines)) % 2) == 0]
+        boundary = local + offset
+        if len(local):
+            _emit(out, buf, offset, boundary, local, newlines, prev_end, next_line, newlines_before, last_byte)
+            prev_end = int(boundary[-1])
+            next_line = newlines_before + int(np.searchsorted(newlines, local[-1], "right")) + 1
+        quotes += len(quote_at)
+        newlines_before += len(newlines)
+        last_byte, offset = int(buf[-1]), offset + len(buf)
+    _check_utf8(decoder, b"", offset, lambda at: newlines_before + 1, final=True)
+    length = offset - (prev_end + 1)  # the last record, when the file does not end with a newline
+    if length > 0 and not (length == 1 and last_byte == 13):
+        out.append(np.array([next_line]))
+    return (np.concatenate(out) if out else np.zeros(0, dtype=np.int64)).astype(np.int64), quotes
 
 
-def _record_start_lines_slow(text: str) -> np.ndarray:
-    """Fallback for odd quoting: the csv module's own notion of where each record starts."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    lines, previous = [], 0
-    for record in reader:
-        if record:
-            lines.append(previous + 1)
-        previous = reader.line_num
-    return np.asarray(lines, dtype=np.int64)
+class _NotUtf8(Exception):
+    def __init__(self, offset: int, line: int):
+        super().__init__(offset, line)
+        self.offset, self.line = offset, line
 
 
-def _unclosed_quote_line(text: str, delimiter: str) -> int | None:
-    """The line where the record starts whose quoted value runs to the end of the file, if any."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    previous = 0
+def _check_utf8(decoder, data: bytes, offset: int, line_of, final: bool = False) -> None:
+    """Decode one block (discarding the text); raise _NotUtf8 with the byte offset and line of a bad byte."""
+    pending = len(decoder.getstate()[0])
     try:
-        for _ in reader:
+        decoder.decode(data, final=final)
+    except UnicodeDecodeError as exc:
+        at = offset - pending + exc.start
+        raise _NotUtf8(at, line_of(max(at - offset, 0))) from exc
+
+
+def _emit(out, buf, offset, boundary, local, newlines, prev_end, next_line, newlines_before, last_byte) -> None:
+    """Append the start lines of the non-empty records that end at this block's `boundary` newlines."""
+    starts = np.concatenate(([prev_end + 1], boundary[:-1] + 1))
+    length = boundary - starts
+    lines = np.concatenate(([next_line], newlines_before + np.searchsorted(newlines, local[:-1], "right") + 1))
+    first_byte = np.where(starts >= offset, buf[np.clip(starts - offset, 0, len(buf) - 1)], last_byte)
+    keep = (length > 0) & ~((length == 1) & (first_byte == 13))  # not the CR of an empty CRLF line
+    out.append(lines[keep])
+
+
+def _record_start_lines_slow(path: Path, skip: int) -> np.ndarray:
+    """Fallback for odd quoting: the csv module's own notion of where each record starts."""
+    lines, previous = array("q"), 0
+    with open(path, "rb") as raw:
+        raw.seek(skip)
+        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        for record in reader:
+            if record:
+                lines.append(previous + 1)
             previous = reader.line_num
-    except csv.Error as exc:
-        return previous + 1 if "unexpected end of data" in str(exc) else None
+    return np.frombuffer(lines, dtype=np.int64) if len(lines) else np.zeros(0, dtype=np.int64)
+
+
+def _unclosed_quote_line(path: Path, skip: int, delimiter: str) -> int | None:
+    """The line where the record starts whose quoted value runs to the end of the file, if any."""
+    previous = 0
+    with open(path, "rb") as raw:
+        raw.seek(skip)
+        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""), delimiter=delimiter, strict=True)
+        try:
+            for _ in reader:
+                previous = reader.line_num
+        except csv.Error as exc:
+            return previous + 1 if "unexpected end of data" in str(exc) else None
     return None
 
 
@@ -114,6 +167,25 @@ def _describe_first_line(fields: list[str], delimiter: str) -> str:
         return f"{count} and does not look like a CSV header, so it is not shown"
     shown = ", ".join(repr(h) for h in fields[:12]) + (" ..." if len(fields) > 12 else "")
     return f"{count}; header was: {shown}"
+
+
+DEFAULT_BLOCK_BYTES = 1 << 26  # pyarrow parses this much text per batch (about 150,000 export rows)
+_HEAD_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """What a file's first bytes say: where the text starts, its delimiter, newline and header."""
+
+    name: str
+    path: Path
+    skip: int  # bytes of a UTF-8 byte-order mark
+    delimiter: str
+    newline: str
+    columns: list[str]  # canonical names
+    header: list[str]  # as written
+    header_bytes: int  # the first line's length (pyarrow's first block must hold it)
+    city: str = DEFAULT_CITY  # the key of the city profile the header matched
 
 
 def choose_profile(name: str, header: list[str], known: dict[str, CityProfile]) -> tuple[CityProfile, list[str]]:
@@ -148,44 +220,31 @@ def choose_profile(name: str, header: list[str], known: dict[str, CityProfile]) 
     return known[best[2]], best[3]
 
 
-def read_raw_csv(path: str | Path, data: bytes | None = None, cities: dict[str, CityProfile] | None = None) -> RawRead:
-    """Read a CSV export as text with canonical headers; raise UnreadableFileError if impossible.
-
-    `cities` are the profiles to choose from (default: every known one). Whatever the bytes, the
-    only exception is UnreadableFileError, and its message names the file.
-    """
-    path = lake_path(path)
+def inspect_csv(path: str | Path, name: str | None = None, cities: dict[str, CityProfile] | None = None) -> CsvLayout:
+    """Check the start of a file (encoding, binary, header, required columns of the city profile it
+    matches, among `cities`, default every known one); UnreadableFileError if not a CSV export."""
+    path = Path(path)
+    name = name or path.name
     cities = cities or profiles()  # a bad profile raises ProfileError naming its file, not this one
-    try:
-        return _read_raw_csv(path.name, read_bytes(path) if data is None else data, cities)
-    except UnreadableFileError:
-        raise
-    except Exception as exc:  # weird input must never surface as a bare traceback naming no file
-        detail = f"{type(exc).__name__}: {exc}"
-        raise UnreadableFileError(f"{path.name}: not a readable CSV file ({detail[:300]})") from exc
-
-
-def _read_raw_csv(name: str, data: bytes, cities: dict[str, CityProfile]) -> RawRead:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if not data or data.isspace():
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD_BYTES + 3)
+    skip = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    head = head[skip:]
+    whole = len(head) <= _HEAD_BYTES
+    if not head or (whole and head.isspace()):
         raise UnreadableFileError(f"{name}: the file is empty")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UnreadableFileError(f"{name}: UTF-16 encoded; the file must be UTF-8 encoded")
-    if b"\x00" in data[:65536]:
+    if b"\x00" in head[:65536]:
         raise UnreadableFileError(f"{name}: binary content (NUL bytes), not a CSV text file")
     # Lines end with LF (or CRLF), or in an old Mac file with CR alone: the first line end decides.
-    cr, lf = data.find(b"\r"), data.find(b"\n")
+    cr, lf = head.find(b"\r"), head.find(b"\n")
     newline = "\r" if cr >= 0 and (lf < 0 or cr < lf - 1) else "\n"
     try:
-        text = data.decode("utf-8")
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=whole)
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(newline.encode()) + 1
-        raise UnreadableFileError(
-            f"{name}: undecodable bytes at byte offset {exc.start} (line {line}); "
-            "the file must be UTF-8 encoded"
-        ) from exc
-
+        line = head[: exc.start].count(newline.encode()) + 1
+        raise UnreadableFileError(_undecodable(name, exc.start, line)) from exc
     first_newline = text.find(newline)
     first_line = text[: first_newline if first_newline >= 0 else len(text)].rstrip("\r")
     delimiter = max(DELIMITERS, key=first_line.count)  # exports saved by spreadsheets use ; or tabs
@@ -199,62 +258,200 @@ def _read_raw_csv(name: str, data: bytes, cities: dict[str, CityProfile]) -> Raw
             # The default city is the implicit yardstick; any other closest profile is named.
             + (f"; the closest city profile is {profile.key} ({profile.source})" if profile.key != DEFAULT_CITY else "")
         )
+    return CsvLayout(name, path, skip, delimiter, newline, columns, header_line, len(first_line.encode()) + 2,
+                     profile.key)
 
-    if data.count(b'"') % 2:  # an odd count is the cheap sign of a quote that may never close
-        line = _unclosed_quote_line(text, delimiter)
-        if line:
-            raise UnreadableFileError(
-                f"{name}: a quoted value opened in the record on line {line} is never closed, "
-                "so the rest of the file would read as one value"
+
+def _undecodable(name: str, offset: int, line: int) -> str:
+    return (f"{name}: undecodable bytes at byte offset {offset} (line {line}); "
+            "the file must be UTF-8 encoded")
+
+
+def _unreadable(name: str, exc: Exception) -> UnreadableFileError:
+    detail = f"{type(exc).__name__}: {exc}"
+    return UnreadableFileError(f"{name}: not a readable CSV file ({detail[:300]})")
+
+
+class RawCsv:
+    """One CSV export read as record batches of text, in file order, losing nothing.
+
+    Each batch (a pyarrow Table) has the canonical text columns, `source_line` (the physical line
+    where the record starts) and `raw_record`: the record's text where it had the wrong number of
+    fields (its other columns are then null), else null. Memory is one parsed block plus 8 bytes a
+    record for the line map, whatever the file's size. Construction scans the file once (UTF-8,
+    quotes, where records start); `batches()` parses it with pyarrow.
+    """
+
+    def __init__(self, path: str | Path, name: str | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
+                 slow_line_map: bool = False, cities: dict[str, CityProfile] | None = None):
+        cities = cities or profiles()  # a bad profile raises ProfileError naming its file, not this one
+        try:
+            self._scan(path, name, block_bytes, slow_line_map, cities)
+        except UnreadableFileError:
+            raise
+        except Exception as exc:
+            raise _unreadable(name or Path(path).name, exc) from exc
+
+    def _scan(self, path, name, block_bytes: int, slow_line_map: bool, cities: dict[str, CityProfile]) -> None:
+        self.layout = inspect_csv(path, name, cities)
+        self.block_bytes = block_bytes
+        self.rows_read = self.malformed = 0
+        name, path, skip = self.layout.name, self.layout.path, self.layout.skip
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(skip)
+                self.starts, quotes = _record_start_lines(fh, ord(self.layout.newline))
+        except _NotUtf8 as exc:
+            raise UnreadableFileError(_undecodable(name, exc.offset, exc.line)) from exc
+        if quotes % 2:  # an odd count is the cheap sign of a quote that may never close
+            line = _unclosed_quote_line(path, skip, self.layout.delimiter)
+            if line:
+                raise UnreadableFileError(
+                    f"{name}: a quoted value opened in the record on line {line} is never closed, "
+                    "so the rest of the file would read as one value"
+                )
+        if slow_line_map:
+            self.starts = _record_start_lines_slow(path, skip)
+
+    @property
+    def original_headers(self) -> list[str]:
+        return self.layout.header
+
+    def _empty(self, rows: int = 0) -> pa.Table:
+        return pa.table({**{c: pa.nulls(rows, pa.string()) for c in self.layout.columns},
+                         "source_line": pa.nulls(rows, pa.int64()), "raw_record": pa.nulls(rows, pa.string())})
+
+    def batches(self) -> Iterator[pa.Table]:
+        """The records in file order, one table per parsed block (at least one table, maybe empty).
+
+        Raises _LineMapMismatch when the line scan and pyarrow disagree on the records (odd quoting),
+        else only UnreadableFileError, naming the file.
+        """
+        city = pa.scalar(self.layout.city, pa.string())
+        try:
+            for table in self._batches():  # every row carries the city its file was read as
+                yield table.add_column(0, "city", pa.repeat(city, table.num_rows))
+        except (UnreadableFileError, _LineMapMismatch):
+            raise
+        except Exception as exc:  # weird input must never surface as a bare traceback naming no file
+            raise _unreadable(self.layout.name, exc) from exc
+
+    def _batches(self) -> Iterator[pa.Table]:
+        layout = self.layout
+        self.rows_read = self.malformed = 0
+        if len(self.starts) <= 1:  # a header and nothing else (pyarrow cannot skip a header with no line end)
+            yield self._empty()
+            return
+        malformed: list[tuple[int, str]] = []
+
+        def on_invalid(row: pacsv.InvalidRow) -> str:
+            malformed.append((row.number, row.text))
+            return "skip"
+
+        # A Python file, not pa.OSFile: pyarrow's background readahead then holds fewer blocks ahead of
+        # a slower consumer (pool peak 326 vs 613 MB on 1 million rows). It still grows with the file.
+        source = open(layout.path, "rb")
+        source.seek(layout.skip)
+        try:
+            reader = pacsv.open_csv(
+                source,
+                read_options=pacsv.ReadOptions(use_threads=False, column_names=layout.columns, skip_rows=1,
+                                               block_size=max(self.block_bytes, 2 * layout.header_bytes)),
+                parse_options=pacsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=True,
+                                                 invalid_row_handler=on_invalid),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in layout.columns},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False),
             )
-    if not data.endswith((b"\n", b"\r")):  # pyarrow cannot skip a header line that has no end
-        data += newline.encode()
+            next_record, emitted = 2, 0  # pyarrow numbers records from 1 = the (skipped) header line
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                # Good records are the record numbers from next_record on that are not malformed.
+                bad = np.fromiter((m[0] for m in malformed[emitted:]), dtype=np.int64)
+                window = np.arange(next_record, next_record + batch.num_rows + len(bad))
+                numbers = window[~np.isin(window, bad)][: batch.num_rows]
+                last = int(numbers[-1]) if len(numbers) else next_record - 1
+                ready = [m for m in malformed[emitted:] if m[0] <= last]
+                emitted += len(ready)
+                next_record = last + 1
+                yield self._assemble(pa.Table.from_batches([batch]), numbers, ready)
+            if emitted < len(malformed) or self.rows_read == 0:
+                yield self._assemble(self._empty().drop_columns(["source_line", "raw_record"]),
+                                     np.zeros(0, dtype=np.int64), malformed[emitted:])
+        except pa.ArrowInvalid as exc:
+            raise UnreadableFileError(f"{layout.name}: not a readable CSV file: {str(exc)[:300]}") from exc
+        finally:
+            source.close()
+        if len(self.starts) != self.rows_read + 1:
+            raise _LineMapMismatch()
 
-    malformed: list[tuple[int, str, int, int]] = []
+    def _assemble(self, good: pa.Table, numbers: np.ndarray, bad: list[tuple[int, str]]) -> pa.Table:
+        """Good records and the malformed ones among them, with their lines, sorted by line."""
+        bad_numbers = np.fromiter((m[0] for m in bad), dtype=np.int64, count=len(bad))
+        for n in (numbers, bad_numbers):
+            if len(n) and (n.min() < 1 or n.max() > len(self.starts)):
+                raise _LineMapMismatch()
+        self.rows_read += good.num_rows + len(bad)
+        self.malformed += len(bad)
+        good = good.append_column("source_line", pa.array(self.starts[numbers - 1], pa.int64()))
+        good = good.append_column("raw_record", pa.nulls(good.num_rows, pa.string()))
+        if not bad:
+            return good
+        rows = self._empty(len(bad))
+        rows = rows.set_column(rows.schema.get_field_index("source_line"), "source_line",
+                               pa.array(self.starts[bad_numbers - 1], pa.int64()))
+        rows = rows.set_column(rows.schema.get_field_index("raw_record"), "raw_record",
+                               pa.array([m[1] for m in bad], pa.string()))
+        both = pa.concat_tables([good, rows])
+        return both.take(pc.sort_indices(both, [("source_line", "ascending")]))
 
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        malformed.append((row.number, row.text, row.expected_columns, row.actual_columns))
-        return "skip"
 
+def stream_raw_csv(path: str | Path, consume, name: str | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
+                   cities: dict[str, CityProfile] | None = None):
+    """`consume(raw_csv)` over the file's RawCsv; if the fast line scan disagrees with pyarrow (odd
+    quoting), once more with the csv module's line map. `consume` must be restartable (write atomically)."""
+    name = name or Path(path).name
     try:
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(
-                use_threads=False, column_names=columns, skip_rows=1, block_size=1 << 24
-            ),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
-                                             invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in columns},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        raise UnreadableFileError(f"{name}: not a readable CSV file: {str(exc)[:300]}") from exc
+        return consume(RawCsv(path, name, block_bytes, cities=cities))
+    except _LineMapMismatch:
+        pass
+    try:
+        return consume(RawCsv(path, name, block_bytes, slow_line_map=True, cities=cities))
+    except _LineMapMismatch:
+        raise UnreadableFileError(f"{name}: could not delimit records consistently (unbalanced quotes?)") from None
 
-    # Map record numbers (1 = header) to physical lines; verify against what pyarrow saw.
-    starts = _record_start_lines(data, ord(newline))
-    if len(starts) != table.num_rows + len(malformed) + 1:
-        starts = _record_start_lines_slow(text)
-    if len(starts) != table.num_rows + len(malformed) + 1:
-        raise UnreadableFileError(f"{name}: could not delimit records consistently (unbalanced quotes?)")
-    # pyarrow numbers records from 1 = the (skipped) header line, as `starts` does.
-    bad_records = np.fromiter((m[0] for m in malformed), dtype=np.int64, count=len(malformed))
-    is_good = np.ones(len(starts) + 1, dtype=bool)
-    is_good[[0, 1, *bad_records]] = False
-    good_records = np.flatnonzero(is_good)
-    frame = table.to_pandas()
-    frame["source_line"] = starts[good_records - 1]
-    frame["raw_record"] = pd.Series(None, index=frame.index, dtype="string")
-    if len(malformed):
-        bad = pd.DataFrame(
-            {
-                "source_line": starts[bad_records - 1],
-                "raw_record": pd.array([m[1] for m in malformed], dtype="string"),
-            }
-        )
-        frame = pd.concat([frame, bad], ignore_index=True).sort_values("source_line", kind="stable")
-        frame = frame.reset_index(drop=True)
-    frame.insert(0, "city", profile.key)
-    return RawRead(rows=frame, original_headers=header_line, city=profile.key)
+
+def read_raw_csv(path: str | Path, data: bytes | None = None, cities: dict[str, CityProfile] | None = None,
+                 block_bytes: int = DEFAULT_BLOCK_BYTES) -> RawRead:
+    """Read a CSV export whole as text with canonical headers; raise UnreadableFileError if impossible.
+
+    `cities` are the profiles to choose from (default: every known one). Whatever the bytes, the
+    only exception is UnreadableFileError, and its message names the file. For small files (tests,
+    `predict`); the assets stream with `RawCsv`.
+    """
+    path = storage.lake_path(path)
+    cities = cities or profiles()  # a bad profile raises ProfileError naming its file, not this one
+    try:
+        if data is None and not storage.is_remote(path):
+            return _read_whole(Path(path), path.name, block_bytes, cities)
+        with tempfile.TemporaryDirectory() as tmp:  # pyarrow streams from a local file
+            copy = Path(tmp) / "data.csv"
+            copy.write_bytes(storage.read_bytes(path) if data is None else data)
+            return _read_whole(copy, path.name, block_bytes, cities)
+    except UnreadableFileError:
+        raise
+    except Exception as exc:  # weird input must never surface as a bare traceback naming no file
+        raise _unreadable(path.name, exc) from exc
+
+
+def _read_whole(path: Path, name: str, block_bytes: int, cities: dict[str, CityProfile]) -> RawRead:
+    def consume(raw: RawCsv) -> RawRead:
+        table = pa.concat_tables(list(raw.batches()))
+        frame = table.to_pandas()
+        frame["raw_record"] = frame["raw_record"].astype("string")
+        return RawRead(rows=frame, original_headers=raw.original_headers, city=raw.layout.city)
+
+    return stream_raw_csv(path, consume, name, block_bytes, cities)

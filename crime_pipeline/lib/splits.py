@@ -125,6 +125,13 @@ def fit_minmax(train: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> dic
     return {c: [float(train[c].min()), float(train[c].max())] for c in columns}
 
 
+def merge_minmax(a: dict[str, list[float]] | None, b: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The scaler of two batches of training rows together (fit_minmax streamed)."""
+    if a is None:
+        return b
+    return {c: [min(a[c][0], b[c][0]), max(a[c][1], b[c][1])] for c in b}
+
+
 def apply_minmax(frame: pd.DataFrame, scaler: dict[str, list[float]]) -> np.ndarray:
     """Scale columns to [0, 1] by training min/max (values outside training range go beyond)."""
     out = np.empty((len(frame), len(scaler)), dtype=np.float32)

@@ -30,6 +30,8 @@ import json
 import os
 import random
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -209,6 +211,20 @@ def open_read(path) -> BinaryIO:
     if not is_remote(path):
         return open(path, "rb")
     return _with_retry(path, lambda key, data: io.BytesIO(data) if data is not None else key.fs.open(key.path, "rb"))
+
+
+@contextlib.contextmanager
+def local_copy(path) -> Iterator[Path]:
+    """A local file with the lake file's bytes, for readers that stream from disk (pyarrow's CSV
+    reader): the file itself when local, else a temporary download, copied in blocks."""
+    if not is_remote(path):
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / path.name
+        with open_read(path) as source, open(local, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+        yield local
 
 
 def exists(path) -> bool:

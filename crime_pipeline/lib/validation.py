@@ -380,26 +380,47 @@ def validate_incidents(raw: pd.DataFrame, as_of: str | pd.Timestamp | None = Non
     return result
 
 
+@dataclass
+class ValidationTotals:
+    """Counts of a file validated batch by batch: the sums of each batch's ValidationResult."""
+
+    rows_read: int = 0
+    valid: int = 0
+    quarantined: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: ValidationResult) -> None:
+        self.rows_read += result.rows_read
+        self.valid += len(result.valid)
+        self.quarantined += len(result.quarantine)
+        for mine, theirs in ((self.by_rule, result.by_rule), (self.flags, result.flags)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + int(v)
+        self.by_rule = dict(sorted(self.by_rule.items()))
+
+
+# What `supersede` needs of a validated table: merging reads only these, then streams the kept rows.
+KEY_COLUMNS = ("case_number", "incident_datetime", "created_at", "updated_at", "source_line")
+
+
 def record_time(valid: pd.DataFrame) -> pd.Series:
     """When a record was last written: updated_at, else created_at, else the incident itself."""
     return valid["updated_at"].fillna(valid["created_at"]).fillna(valid["incident_datetime"])
 
 
 def supersede(valid: pd.DataFrame, order_columns: tuple[str, ...] = ("ingest_seq", "source_line")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep the newest record of each case number; return (kept, superseded).
+    """Keep the newest record of each case number; return (kept, superseded), each in input order.
 
     Newest means the latest record time; ties go to the later-ingested file, then the later line.
-    Only the key columns are sorted; the wide table is reordered once.
+    Case numbers are sorted as integer codes (a narrow key, not millions of strings); the wide
+    table is only filtered.
     """
-    keys = pd.DataFrame({"case_number": valid["case_number"], "_t": record_time(valid),
-                         **{c: valid[c] for c in order_columns}}).reset_index(drop=True)
-    order = keys.sort_values(["case_number", "_t", *order_columns], kind="stable").index.to_numpy()
-    sorted_case = keys["case_number"].to_numpy()[order]
-    last_of_case = np.append(sorted_case[1:] != sorted_case[:-1], True)
-    newest = np.zeros(len(keys), dtype=bool)
+    case = pd.factorize(valid["case_number"])[0]
+    keys = [valid[c].to_numpy() for c in reversed(order_columns)]
+    order = np.lexsort((*keys, record_time(valid).to_numpy().astype("datetime64[us]").astype(np.int64), case))
+    sorted_case = case[order]
+    last_of_case = np.append(sorted_case[1:] != sorted_case[:-1], True) if len(order) else np.zeros(0, dtype=bool)
+    newest = np.zeros(len(valid), dtype=bool)
     newest[order[last_of_case]] = True
-    kept_rows = np.flatnonzero(newest)
-    when = valid["incident_datetime"].to_numpy()[kept_rows]
-    kept_rows = kept_rows[np.lexsort((keys["case_number"].to_numpy()[kept_rows], when))]
-    kept = valid.iloc[kept_rows].reset_index(drop=True)
-    return kept, valid.iloc[np.flatnonzero(~newest)]
+    return valid.iloc[np.flatnonzero(newest)], valid.iloc[np.flatnonzero(~newest)]
