@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow.csv as pacsv
 
 from benchmarks.report import REPO, Section, git_state, machine, table
+from benchmarks.stages import run_stages
 from crime_pipeline import synthetic
 from crime_pipeline.lib.atomic import write_json
 from crime_pipeline.lib.lake import LakeLayout, record_generated
@@ -43,9 +44,11 @@ from crime_pipeline.lib.reading import sha256_file
 RESULTS = Path(__file__).resolve().parent / "results"
 # --quick keeps every code path but refreshes only `incidents` after the new month: a third pass
 # over the whole graph would double its time, and its numbers mean nothing anyway.
-QUICK = {"rows": 3_000, "seed_epochs": 2, "mlp": {"rows": 20_000, "epochs": 1, "rounds": 1}, "refresh": "incidents"}
+# --quick measures the memory of the first two stages only (each stage is a fresh process: imports cost).
+QUICK = {"rows": 3_000, "seed_epochs": 2, "mlp": {"rows": 20_000, "epochs": 1, "rounds": 1}, "refresh": "incidents",
+         "stages": ["generate", "ingest+validate"]}
 FULL = {"rows": synthetic.DEFAULT_ROWS, "seed_epochs": 15, "mlp": {"rows": 200_000, "epochs": 3, "rounds": 3},
-        "refresh": None}
+        "refresh": None, "stages": None}
 MONTH_ROWS_PER_FILE_ROW = 1.3  # generate 1.3x the default file's rows: its busiest recent month holds about 2,000
 
 
@@ -135,6 +138,8 @@ def measure(work: Path, rows: int, seed: int, plan: dict, echo) -> dict:
     out["seed_script"] = {**json.loads((work / "seed.json").read_text()), "wall_s": seed_wall}
     echo("MLP throughput ...")
     out["mlp_throughput"] = mlp_throughput.measure(**plan["mlp"])
+    echo("peak memory per stage, each stage in a fresh process ...")
+    out["stages"] = run_stages(work / "stages", rows, seed=seed, stages=plan["stages"], echo=lambda line: None)
     return out
 
 
@@ -196,7 +201,13 @@ def sections(m: dict) -> list[Section]:
     limited = f", limited to {m['refresh_limited_to']}" if m.get("refresh_limited_to") else ""
     incremental.add(f"downstream refresh it triggers ({g['downstream_assets']} assets{limited}), for information",
                     g["downstream_s"], "s")
-    return [ingestion, seed, mlp, dagster, incremental]
+    found = [ingestion, seed, mlp, dagster, incremental]
+    if m.get("stages"):  # results saved before this section existed render without it
+        memory = Section("memory", "Peak resident memory per stage, each stage in a fresh process")
+        for r in m["stages"]:
+            memory.add(f"{r['stage']} ({r['rows']:,} rows, {r['wall_s']:.0f} s)", r["peak_rss_mb"], "MB")
+        found.append(memory)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

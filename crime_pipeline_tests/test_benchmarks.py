@@ -21,7 +21,7 @@ from crime_pipeline.lib.mlp import MLPSettings
 from crime_pipeline.lib.seed_method import SeedSettings
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ["ingestion", "seed", "mlp", "dagster", "incremental"]
+SECTIONS = ["ingestion", "seed", "mlp", "dagster", "incremental", "memory"]
 TARGETS = {"ingestion": "<= 3.00x", "mlp": ">= 0.80x", "dagster": "<= 25.0%", "incremental": "<= 10.0%"}
 
 
@@ -42,13 +42,15 @@ def test_the_direct_driver_uses_the_assets_config_defaults():
     scales = ("cell_scales", "spread_scales", "target_scales")
 
     def settings(config) -> MLPSettings:
-        values = config.model_dump()
+        values = config.model_dump(exclude={"max_train_rows"})
         return MLPSettings(**{**values, **{k: tuple(values[k]) for k in scales}})
 
     assert direct.MLP == settings(MLPConfig())
     assert direct.MLP_WEIGHTED == settings(WeightedMLPConfig())
-    assert direct.LOGISTIC == LogisticRegressionConfig().model_dump()
-    assert direct.GBDT == GBDTConfig().model_dump()
+    assert direct.LOGISTIC == LogisticRegressionConfig().model_dump(exclude={"max_train_rows"})
+    assert direct.GBDT == GBDTConfig().model_dump(exclude={"max_train_rows"})
+    for config in (MLPConfig(), WeightedMLPConfig(), LogisticRegressionConfig(), GBDTConfig()):
+        assert config.max_train_rows == direct.MAX_TRAIN_ROWS  # below it, the assets train on every row too
     assert direct.SPLIT == SplitConfig().model_dump()
     assert direct.SEED == SeedSettings(**SeedReproductionConfig().model_dump())
 
@@ -78,6 +80,9 @@ def test_quick_benchmark_reports_every_section_with_numbers(tmp_path):
     assert set(m["direct"]["seconds"]) == set(m["graph"]["steps_s"])
     assert m["direct"]["accuracy"] == m["graph"]["evaluation"]["accuracy"]
     assert m["direct"]["rows_read"] == m["graph"]["rows_read"] == 3_000
+    # Peak memory per stage: each named stage ran in its own process and reported its own peak.
+    assert [r["stage"] for r in m["stages"]] == ["generate", "ingest+validate"]
+    assert all(r["peak_rss_mb"] > 50 and r["rows"] == 3_000 for r in m["stages"]), m["stages"]
     # The new month went in as one more partition, and the rebuild read both files.
     assert m["graph"]["new_partition_rows"] == m["month"]["rows"] > 0
     assert m["graph"]["full_rebuild_files"] == 2
