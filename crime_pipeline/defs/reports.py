@@ -209,7 +209,7 @@ FIGURE_ORDER = ("class_distribution.png", "hotspots_time_bands.png", "hotspots_t
 
 
 @dg.asset(deps=["model_evaluation", "incidents"], group_name="reports", kinds={"matplotlib", "png"}, code_version="2",
-          automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, op_tags=LIGHT)
+          automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, op_tags=TABLE)
 def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """PNG figures in reports/: a normalised confusion matrix per model, the MLP training curves,
     hexbin hotspot maps by time band and by main type, the class distribution, and per-class recall
