@@ -15,7 +15,6 @@ from typing import Any, BinaryIO, Iterator
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from crime_pipeline.lib import storage
 from crime_pipeline.lib.atomic import iter_parquet, parquet_metadata, parquet_rows, read_parquet

@@ -11,11 +11,10 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-import os
-import tempfile
-from array import array
 import io
 import re
+import tempfile
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
