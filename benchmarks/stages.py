@@ -75,6 +75,22 @@ def _rows_after(stage: str, lake: Path, rows: int) -> int:
     return rows
 
 
+PEAK_MARKER = "benchmarks.stages peak KiB: "
+
+
+def _own_peak_kib() -> int:
+    """This process's peak resident set in KiB: VmHWM (its own address space since exec), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def run_stages(workdir: Path, rows: int, files: int = 1, seed: int = 7, stages: list[str] | None = None,
                echo=print) -> list[dict]:
     """Generate `rows` incidents (`files` = 1 or 12) into a fresh lake under `workdir`, run each stage
@@ -96,15 +112,19 @@ def run_stages(workdir: Path, rows: int, files: int = 1, seed: int = 7, stages: 
             proc = subprocess.Popen([sys.executable, "-m", "benchmarks.stages", "--worker", stage, "--rows", str(rows),
                                      "--files", str(files), "--seed", str(seed)],
                                     cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-            _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its peak RSS
+            _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             wall = time.perf_counter() - started
+            log.seek(0)
+            output = log.read().decode(errors="replace")
             if proc.returncode != 0:
-                log.seek(0)
-                tail = log.read().decode(errors="replace")[-3000:]
-                raise RuntimeError(f"stage {stage} failed (exit {proc.returncode}):\n{tail}")
+                raise RuntimeError(f"stage {stage} failed (exit {proc.returncode}):\n{output[-3000:]}")
+        # The worker's own high-water mark (VmHWM). Not ru_maxrss: on Linux a child's counts what
+        # its parent held when it was forked, so under a big parent every stage read the same.
+        reported = [line[len(PEAK_MARKER):] for line in output.splitlines() if line.startswith(PEAK_MARKER)]
+        peak_kib = int(reported[-1]) if reported and reported[-1].isdigit() else usage.ru_maxrss
         row = {"stage": stage, "rows": _rows_after(stage, lake, rows), "wall_s": round(wall, 1),
-               "peak_rss_mb": round(usage.ru_maxrss / 1024)}  # ru_maxrss is in KiB on Linux
+               "peak_rss_mb": round(peak_kib / 1024)}
         results.append(row)
         echo(f"{stage:<28}{row['rows']:>12,}{row['wall_s']:>10.1f}{row['peak_rss_mb']:>10,}")
     return results
@@ -128,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         _run_stage(args.worker, args.rows, args.files, args.seed)
+        print(f"{PEAK_MARKER}{_own_peak_kib()}", flush=True)
         return 0
     print(f"{args.rows:,} rows in {args.files} file(s), seed {args.seed}")
     print(f"{'stage':<28}{'rows':>12}{'wall s':>10}{'peak MB':>10}")
