@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 from sklearn.metrics import accuracy_score, log_loss  # noqa: E402
 
 from crime_pipeline import synthetic  # noqa: E402
-from crime_pipeline.lib import captions, plots  # noqa: E402
+from crime_pipeline.lib.figures import draw_figures, figure_names  # noqa: E402
 from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba, publish_model, save_model  # noqa: E402
 from crime_pipeline.lib.atomic import publish, read_parquet, reject, staged_path, write_json, write_parquet, write_text  # noqa: E402
 from crime_pipeline.lib.columns import CLASSES  # noqa: E402
@@ -231,32 +231,11 @@ def evaluation(layout: LakeLayout) -> dict:
 
 
 def figures(layout: LakeLayout) -> None:
-    """figures: the same PNGs and captions."""
-    evaluation_doc = read_json(layout.report_file("evaluation.json"), {})
-    classes = evaluation_doc["classes"]
-    incidents = read_parquet(layout.table("incidents"))
-    predictions = read_parquet(layout.lake_file("test_predictions.parquet"))
-    history = read_json(layout.models / "mlp.json", {})["history"]
-    y = predictions["label_id"].to_numpy()
-    written = {}
-    for kind in evaluation_doc["models"]:
-        pred = predictions[f"pred_{kind}"].to_numpy()
-        path = plots.confusion_matrix_figure(y, pred, classes, f"Confusion matrix: {kind} (test split)",
-                                             layout.report_file(f"confusion_{kind}.png"))
-        written[path.name] = captions.confusion(kind, y, pred, classes)
-    recalls = {k: m["per_class_recall"] for k, m in evaluation_doc["models"].items()}
-    for path, caption in (
-        (plots.class_distribution_figure(incidents["label"], classes, layout.report_file("class_distribution.png")),
-         captions.class_distribution(incidents["label"])),
-        (plots.hotspots_by_time_band(incidents, layout.report_file("hotspots_time_bands.png")),
-         captions.hotspots_by_time_band(incidents)),
-        (plots.hotspots_by_type(incidents, classes, layout.report_file("hotspots_types.png")),
-         captions.hotspots_by_type(incidents)),
-        (plots.training_curves_figure(history, layout.report_file("training_curves.png")), captions.training_curves(history)),
-        (plots.per_class_recall_figure(recalls, classes, layout.report_file("per_class_recall.png")),
-         captions.per_class_recall(recalls)),
-    ):
-        written[path.name] = caption
+    """figures: the same PNGs and captions, from the same columns."""
+    incidents = read_parquet(layout.table("incidents"), columns=["incident_datetime", "label", "latitude", "longitude"])
+    written = draw_figures(layout.report_file, read_json(layout.report_file("evaluation.json"), {}), incidents,
+                           read_parquet(layout.lake_file("test_predictions.parquet")),
+                           read_json(layout.models / "mlp.json", {})["history"])
     write_json(layout.report_file("captions.json"), written)
 
 
@@ -269,9 +248,7 @@ def report(layout: LakeLayout) -> None:
     """crime_report: the HTML report from the published files."""
     quality = read_json(layout.report_file("data_quality.json"), {})
     figure_captions = read_json(layout.report_file("captions.json"), {})
-    names = [f"confusion_{k}.png" for k in KINDS] + ["class_distribution.png", "hotspots_time_bands.png",
-                                                     "hotspots_types.png", "training_curves.png", "per_class_recall.png"]
-    shown = [(layout.report_file(n), figure_captions[n]) for n in names if n in figure_captions]
+    shown = [(layout.report_file(n), figure_captions[n]) for n in figure_names(KINDS) if n in figure_captions]
     columns = ["source_file", "source_line", "rules", "case_number", "incident_datetime", "parent_incident_type",
                "incident_description", "latitude", "longitude"]
     examples = pd.concat([read_parquet(layout.quarantine_table(f["partition_key"])).reindex(columns=columns).head(15)

@@ -14,6 +14,7 @@ import pytest
 
 from benchmarks import direct
 from benchmarks.report import Section, table
+from benchmarks.stages import run_stages
 from crime_pipeline.defs.features import SplitConfig
 from crime_pipeline.defs.models import GBDTConfig, LogisticRegressionConfig, MLPConfig, WeightedMLPConfig
 from crime_pipeline.defs.seed_reproduction import SeedReproductionConfig
@@ -88,3 +89,10 @@ def test_quick_benchmark_reports_every_section_with_numbers(tmp_path):
     assert m["graph"]["full_rebuild_files"] == 2
     assert m["graph"]["full_rebuild_rows"] == 3_000 + m["month"]["rows"]
     assert m["seed_script"]["epochs"] == 2 and 0 < m["seed_script"]["accuracy"] <= 1
+
+
+def test_each_stage_reports_its_own_peak_not_its_parents(tmp_path):
+    # A child's ru_maxrss on Linux starts from what its parent held when forked; the stage must report its own.
+    ballast = b"\x01" * (900 << 20)  # 900 MB resident in this (the parent) process
+    [row] = run_stages(tmp_path, 2_000, stages=["generate"], echo=lambda line: None)
+    assert len(ballast) and row["stage"] == "generate" and 50 < row["peak_rss_mb"] < 800, row

@@ -31,6 +31,17 @@ def incidents(tmp_path_factory):
     return lake, read_parquet(lake.table("incidents"))
 
 
+def test_a_batch_of_default_city_rows_keeps_the_city_column_when_asked(incidents):
+    # Several cities' features are built in batches; a batch holding only Buffalo rows must still
+    # have the `city` column, or the batches of one table would disagree on their columns.
+    _, frame = incidents
+    plain = build_feature_table(frame)
+    with_city = build_feature_table(frame, with_city=True)
+    assert "city" not in plain and list(with_city.columns) == [*plain.columns, "city"]
+    assert (with_city["city"] == "buffalo").all()
+    pd.testing.assert_frame_equal(with_city.drop(columns="city"), plain)
+
+
 def test_features_come_only_from_time_and_place(incidents):
     _, frame = incidents
     table = build_feature_table(frame)
@@ -68,8 +79,8 @@ def test_leaky_feature_fails_the_blocking_check_and_is_not_promoted(incidents, m
         assert result.success
         promoted = lake.table("incident_features").read_bytes()
 
-        def leaky_table(frame):
-            return build_feature_table(frame).assign(incident_type_primary=frame["incident_type_primary"].to_numpy())
+        def leaky_table(frame, **options):
+            return build_feature_table(frame, **options).assign(incident_type_primary=frame["incident_type_primary"].to_numpy())
 
         monkeypatch.setattr(feature_defs, "build_feature_table", leaky_table)
         result = dg.materialize(defs.assets, selection=["incident_features", "dataset_splits"], instance=instance,

@@ -92,8 +92,8 @@ def test_innocent_columns_that_spell_the_label_together_are_caught(pipeline, lak
     assert pipeline.run() == 0, pipeline.output
     published = lake.table("incident_features").read_bytes()
 
-    def leaky_pair(frame):
-        table = build_feature_table(frame)
+    def leaky_pair(frame, **options):
+        table = build_feature_table(frame, **options)
         ids = table["label_id"].to_numpy()
         coin = np.arange(len(ids)) % 2 == 0
         return table.assign(hour=np.where(coin, ids, table["hour"]), weekday=np.where(coin, table["weekday"], ids),

@@ -65,9 +65,9 @@ def read_sample(path, columns: list[str], max_rows: int, seed: int = 0) -> pd.Da
     return pa.concat_tables(parts).to_pandas()
 
 
-def cities_in(reads, path) -> list[str]:
+def cities_in(reads, path, columns: set[str]) -> list[str]:
     """The cities a table's `city` column holds (the default city for a table without one)."""
-    if CITY_COLUMN not in reads.parquet_schema(path).names:
+    if CITY_COLUMN not in columns:
         return [DEFAULT_CITY]
     return sorted(map(str, reads.parquet(path, columns=[CITY_COLUMN])[CITY_COLUMN].dropna().unique()))
 
@@ -105,13 +105,12 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
     layout = lake.layout
     reads = declared_reads(context, lake)
     incidents_path = layout.table("incidents")
-    cities = cities_in(reads, incidents_path)
+    present = set(reads.parquet_schema(incidents_path).names)
+    cities = cities_in(reads, incidents_path, present)
     target = layout.table("incident_features")
     with parquet_batch_writer(staged_path(target)) as sink:  # batch by batch: bounded memory
         for batch in reads.parquet_batches(incidents_path, batch_rows=FEATURE_BATCH_ROWS):
-            table = build_feature_table(batch.to_pandas())
-            if cities != [DEFAULT_CITY] and CITY_COLUMN not in table:  # a batch of default-city rows only
-                table = table.assign(**{CITY_COLUMN: DEFAULT_CITY})
+            table = build_feature_table(batch.to_pandas(), with_city=cities != [DEFAULT_CITY])
             sink.write(table)
             sample = table.iloc[:0]
         rows = sink.rows
@@ -126,7 +125,6 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
     passed = not not_allowed and not leaky and not combination["leaky"]
     # The profiles' label disguises scored the same way, on a sample: the check would catch them as features.
     disguises = {c: get_profile(c).disguises for c in cities}
-    present = set(reads.parquet_schema(incidents_path).names)
     wanted = sorted({d for ds in disguises.values() for d in ds} & present) + ["label"] + \
         ([CITY_COLUMN] if CITY_COLUMN in present else [])
     leakage = {

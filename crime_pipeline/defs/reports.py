@@ -19,13 +19,13 @@ from crime_pipeline.defs.metadata import content_version
 from crime_pipeline.defs.models import per_city
 from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.deploy_tags import LIGHT, TABLE
-from crime_pipeline.lib import captions, plots
 from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba, publish_model
 from crime_pipeline.lib.atomic import publish, reject, rejected_path, staged_path, write_json, write_parquet, write_text
 from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, model_name, primary_city
 from crime_pipeline.lib.evaluation import comparison_markdown, comparison_rows, evaluate, markdown_table
 from crime_pipeline.lib.faults import fault_point
 from crime_pipeline.lib.features import FEATURE_COLUMNS
+from crime_pipeline.lib.figures import draw_figures, figure_names
 from crime_pipeline.lib.lake import LakeLayout, read_json
 from crime_pipeline.lib.report import render_report
 from crime_pipeline.lib.splits import city_parts
@@ -204,10 +204,6 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     )
 
 
-FIGURE_ORDER = ("class_distribution.png", "hotspots_time_bands.png", "hotspots_types.png", "training_curves.png",
-                "per_class_recall.png")
-
-
 @dg.asset(deps=["model_evaluation", "incidents"], group_name="reports", kinds={"matplotlib", "png"}, code_version="2",
           automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, op_tags=TABLE)
 def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -219,7 +215,6 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     layout = lake.layout
     reads = declared_reads(context, lake)
     evaluation = reads.json(layout.report_file("evaluation.json"))
-    classes = evaluation["classes"]
     city = evaluation.get("city", DEFAULT_CITY)  # the figures show the primary city
     profile = get_profile(city)
     city_column = ["city"] if "city" in reads.parquet_schema(layout.table("incidents")).names else []
@@ -229,26 +224,7 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
         incidents = incidents[incidents["city"] == city]
     predictions = reads.parquet(layout.lake_file("test_predictions.parquet"))
     history = reads.json(layout.models / f"{model_name('mlp', city)}.json")["history"]
-    y = predictions["label_id"].to_numpy()
-    written: dict[str, str] = {}
-    for kind in evaluation["models"]:
-        pred = predictions[f"pred_{kind}"].to_numpy()
-        path = plots.confusion_matrix_figure(y, pred, classes, f"Confusion matrix: {kind} (test split)",
-                                             layout.report_file(f"confusion_{kind}.png"))
-        written[path.name] = captions.confusion(kind, y, pred, classes)
-    recalls = {k: m["per_class_recall"] for k, m in evaluation["models"].items()}
-    for path, caption in (
-        (plots.class_distribution_figure(incidents["label"], classes, layout.report_file("class_distribution.png")),
-         captions.class_distribution(incidents["label"])),
-        (plots.hotspots_by_time_band(incidents, layout.report_file("hotspots_time_bands.png"), profile),
-         captions.hotspots_by_time_band(incidents)),
-        (plots.hotspots_by_type(incidents, classes, layout.report_file("hotspots_types.png"), profile=profile),
-         captions.hotspots_by_type(incidents)),
-        (plots.training_curves_figure(history, layout.report_file("training_curves.png")), captions.training_curves(history)),
-        (plots.per_class_recall_figure(recalls, classes, layout.report_file("per_class_recall.png")),
-         captions.per_class_recall(recalls)),
-    ):
-        written[path.name] = caption
+    written = draw_figures(layout.report_file, evaluation, incidents, predictions, history, profile)
     write_json(layout.report_file("captions.json"), written)
     context.log.info(f"wrote {len(written)} figures to {layout.report_file('')}")
     # Each figure is shown in the UI itself (Markdown with the PNG inline), with what it shows.
@@ -265,8 +241,7 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
 
 def figure_list(layout: LakeLayout, figure_captions: dict[str, str]) -> list:
     """Every figure with its caption, in the order the report shows them."""
-    names = [f"confusion_{k}.png" for k in KINDS] + list(FIGURE_ORDER)
-    return [(layout.report_file(n), figure_captions[n]) for n in names
+    return [(layout.report_file(n), figure_captions[n]) for n in figure_names(KINDS)
             if n in figure_captions and exists(layout.report_file(n))]
 
 

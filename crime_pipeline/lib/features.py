@@ -93,16 +93,25 @@ def time_place_features(latitude: pd.Series, longitude: pd.Series, when: pd.Seri
     return out[list(FEATURE_COLUMNS)]
 
 
-def build_feature_table(incidents: pd.DataFrame) -> pd.DataFrame:
+def build_feature_table(incidents: pd.DataFrame, with_city: bool | None = None) -> pd.DataFrame:
     """Ids, features and label for every incident; only `SOURCE_COLUMNS` feed the features.
 
-    With a `city` column, each city's rows get its own geography and `label_id` is the index in that
-    city's classes; the column is carried at the end (it is no feature). A table of the default city
-    alone gets no `city` column: Buffalo's feature table stays what it always was.
+    Each city's rows get its own geography and `label_id` is the index in that city's classes; a
+    `city` column is carried at the end (it is no feature) when `with_city`, which defaults to
+    whether the rows hold any city but the default one: Buffalo's feature table stays what it always
+    was. A caller building one table in batches passes it, so every batch has the same columns.
     """
     incidents = incidents.reset_index(drop=True)
-    if CITY_COLUMN not in incidents or set(incidents[CITY_COLUMN].unique()) <= {default_profile().key}:
+    default = default_profile().key
+    present = set(incidents[CITY_COLUMN].unique()) if CITY_COLUMN in incidents else {default}
+    if with_city is None:
+        with_city = not present <= {default}
+    if not with_city:
+        if not present <= {default}:
+            raise ValueError(f"rows of {sorted(map(str, present - {default}))} need the city column")
         return _feature_table(incidents, default_profile())
+    if CITY_COLUMN not in incidents:
+        incidents = incidents.assign(**{CITY_COLUMN: default})
     parts = [_feature_table(rows, get_profile(city)).set_index(rows.index).assign(city=city)
              for city, rows in incidents.groupby(CITY_COLUMN, sort=False)]
     if not parts:
