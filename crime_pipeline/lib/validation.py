@@ -157,6 +157,26 @@ def _read_back(values: pa_arrow.Array, parsed: pa_arrow.Array) -> pa_arrow.Array
     return pa_arrow.array(ok)
 
 
+def _arrow_text(text: pd.Series) -> pa_arrow.Array:
+    """A pandas text column as one Arrow string array (zero-copy when it is Arrow-backed)."""
+    values = pa_arrow.array(text, type=pa_arrow.string())
+    return values.combine_chunks() if isinstance(values, pa_arrow.ChunkedArray) else values
+
+
+def _strptime_first_fit(values: pa_arrow.Array, formats: tuple[str, ...]) -> pa_arrow.Array:
+    """Each value parsed with the first format it fits; only what is still unparsed tries the next."""
+    parsed = pa_arrow.nulls(len(values), pa_arrow.timestamp("s"))
+    todo = pc.is_valid(values)
+    for fmt in formats:  # pyarrow's strptime: C speed, null where the format does not fit
+        rows = np.flatnonzero(todo.to_numpy(zero_copy_only=False))
+        if not len(rows):
+            break
+        got = pc.strptime(values.take(rows), format=fmt, unit="s", error_is_null=True)
+        parsed = pc.replace_with_mask(parsed, todo, got)
+        todo = pc.and_(todo, pc.is_null(parsed))
+    return parsed
+
+
 def parse_datetimes(text: pd.Series, formats: tuple[str, ...] = DATETIME_FORMATS,
                     timezone: str = LOCAL_TIMEZONE) -> pd.Series:
     """Parse the portal's formats and ISO 8601 (the API's) to datetime64[us]; anything else is NaT.
@@ -164,10 +184,8 @@ def parse_datetimes(text: pd.Series, formats: tuple[str, ...] = DATETIME_FORMATS
     Microseconds, not nanoseconds, so that every year 1..9999 is a value the rules can judge
     (12/31/9999 is "in the future", not an exception). Impossible dates are NaT, never rolled over.
     """
-    values = pa_arrow.array(text.astype(object).where(text.notna(), None), type=pa_arrow.string())
-    parsed = pa_arrow.nulls(len(values), pa_arrow.timestamp("s"))
-    for fmt in formats:  # pyarrow's strptime: C speed, null where the format does not fit
-        parsed = pc.coalesce(parsed, pc.strptime(values, format=fmt, unit="s", error_is_null=True))
+    values = _arrow_text(text)
+    parsed = _strptime_first_fit(values, formats)
     parsed = pc.if_else(_read_back(values, parsed), parsed, None)
     out = pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[us]")
     rest = text.notna() & out.isna()
@@ -185,6 +203,22 @@ def parse_datetimes(text: pd.Series, formats: tuple[str, ...] = DATETIME_FORMATS
     return out
 
 
+_PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)$"
+
+
+def _numbers(text: pd.Series) -> pd.Series:
+    """Text as float64, NaN where it is no number: plain decimals by Arrow's cast (fast), anything
+    else (exponents, "inf", junk) by pandas' to_numeric, as before."""
+    values = _arrow_text(text)
+    plain = pc.fill_null(pc.match_substring_regex(values, _PLAIN_NUMBER), False)
+    out = pd.Series(pc.cast(pc.if_else(plain, values, None), pa_arrow.float64()).to_numpy(zero_copy_only=False),
+                    index=text.index, dtype="float64")
+    other = text.notna().to_numpy() & ~plain.to_numpy(zero_copy_only=False)
+    if other.any():
+        out[other] = pd.to_numeric(text[other], errors="coerce").astype("float64")
+    return out
+
+
 def _coordinates(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Latitude/longitude as floats, from the two columns or else the WKT `location` point."""
     lat_text, lon_text = _text(raw, "latitude", NULL_TOKENS), _text(raw, "longitude", NULL_TOKENS)
@@ -198,8 +232,7 @@ def _coordinates(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
         lat_text = lat_text.mask(use_point, wkt[1].fillna(pair[0]).reindex(lat_text.index))
         lon_text = lon_text.mask(use_point, wkt[0].fillna(pair[1]).reindex(lon_text.index))
         point_bad = use_point & lat_text.isna()  # a location that is no point of either form
-    lat = pd.to_numeric(lat_text, errors="coerce").astype("float64")
-    lon = pd.to_numeric(lon_text, errors="coerce").astype("float64")
+    lat, lon = _numbers(lat_text), _numbers(lon_text)
     unparseable = (lat_text.notna() & lat.isna()) | (lon_text.notna() & lon.isna()) | point_bad
     return lat, lon, unparseable.fillna(False)
 
@@ -211,7 +244,7 @@ def _hour_of_day(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """
     text = _text(raw, "hour_of_day")
     whole = text.str.fullmatch(r"\d{1,2}(?:\.0+)?").fillna(False).astype(bool)
-    number = pd.to_numeric(text.where(whole), errors="coerce")
+    number = _numbers(text.where(whole))
     ok = whole & number.between(0, 23).fillna(False).astype(bool)
     return number.where(ok).astype("Int16"), text.notna() & ~ok
 
@@ -287,9 +320,23 @@ def rule_failures(typed: pd.DataFrame, problems: dict[str, pd.Series], as_of: pd
         found.append(pd.DataFrame({"index": index, "rule": rule}))
     failures = pd.concat(found, ignore_index=True)
     if len(failures):
-        joined = (failures.drop_duplicates().sort_values("rule").groupby("index")["rule"].agg(";".join))
-        out.loc[joined.index] = joined.to_numpy()
+        rows, names = _joined_rules(failures["index"].to_numpy(), failures["rule"].to_numpy())
+        out.loc[rows] = names
     return out
+
+
+def _joined_rules(index: np.ndarray, rule: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, "rule_a;rule_b"): each failing row's distinct rules, sorted and joined. Rows share a
+    few combinations, so each combination is joined once (a bit per rule), not once per row."""
+    names, code = np.unique(rule.astype(str), return_inverse=True)
+    if len(names) > 62:
+        raise ValueError(f"{len(names)} distinct rules do not fit a 64-bit mask")
+    rows, row_of = np.unique(index, return_inverse=True)
+    bits = np.zeros(len(rows), dtype=np.int64)
+    np.bitwise_or.at(bits, row_of, np.left_shift(np.int64(1), code.astype(np.int64)))
+    combos, combo_of = np.unique(bits, return_inverse=True)
+    text = [";".join(n for i, n in enumerate(names) if c >> i & 1) for c in combos.tolist()]
+    return rows, np.asarray(text, dtype=object)[combo_of]
 
 
 @dataclass
