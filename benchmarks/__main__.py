@@ -34,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.csv as pacsv
 
+from benchmarks.ingestion import PARTS, measure_parts
 from benchmarks.report import REPO, Section, git_state, machine, table
 from benchmarks.stages import run_stages
 from crime_pipeline import synthetic
@@ -45,9 +46,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # --quick keeps every code path but refreshes only `incidents` after the new month: a third pass
 # over the whole graph would double its time, and its numbers mean nothing anyway.
 # --quick measures the memory of the first two stages only (each stage is a fresh process: imports cost).
-QUICK = {"rows": 3_000, "seed_epochs": 2, "mlp": {"rows": 20_000, "epochs": 1, "rounds": 1}, "refresh": "incidents",
+QUICK = {"rows": 3_000, "parse_repeats": 1, "seed_epochs": 2, "mlp": {"rows": 20_000, "epochs": 1, "rounds": 1}, "refresh": "incidents",
          "stages": ["generate", "ingest+validate"]}
-FULL = {"rows": synthetic.DEFAULT_ROWS, "seed_epochs": 15, "mlp": {"rows": 200_000, "epochs": 3, "rounds": 3},
+FULL = {"rows": synthetic.DEFAULT_ROWS, "parse_repeats": 3, "seed_epochs": 15, "mlp": {"rows": 200_000, "epochs": 3, "rounds": 3},
         "refresh": None, "stages": None}
 MONTH_ROWS_PER_FILE_ROW = 1.3  # generate 1.3x the default file's rows: its busiest recent month holds about 2,000
 
@@ -120,6 +121,8 @@ def measure(work: Path, rows: int, seed: int, plan: dict, echo) -> dict:
     echo(f"generated {rows:,} rows and a month of {month_rows:,} ({out['generate_s']:.0f} s)")
 
     out["pyarrow_read_csv_s"] = parse_seconds(default, 3)
+    echo("ingestion + validation part by part, and the floor ...")
+    out["ingestion_parts"] = measure_parts(default, plan["parse_repeats"])
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_PG_URL", "CRIME_PIPELINE_FAULT")}
     env.update(CRIME_PIPELINE_LAKE=str(dagster_lake.root), DAGSTER_HOME=str(home), CRIME_PIPELINE_SENSORS="stopped")
     echo("the graph through Dagster: crime-pipeline run, a new month, a rebuild of ingestion ...")
@@ -155,6 +158,15 @@ def sections(m: dict) -> list[Section]:
     ingestion.add("the same two steps' lib functions, called directly", d["seconds"]["raw_incidents"]
                   + d["seconds"]["validate_file"], "s")
     ingestion.ratio("ingestion + validation / pyarrow parse", default_run / m["pyarrow_read_csv_s"], target=("<=", 3.0))
+    if m.get("ingestion_parts"):  # results saved before this breakdown existed render without it
+        parts = m["ingestion_parts"]
+        seconds = parts["seconds"]
+        ingestion.add("the floor: pyarrow alone parses every value as text, writes the raw table, reads it back, "
+                      "writes the valid table, checks nothing", seconds["floor"], "s")
+        ingestion.ratio("floor / pyarrow parse (best of the same repeats)", parts["floor_to_pyarrow"])
+        for name, what in PARTS.items():
+            ingestion.add(f"ours, part by part: {what}", seconds[name], "s")
+        ingestion.ratio("ours, sum of the parts / floor", parts["ratio_to_floor"])
 
     seed = Section("seed", "The seed's approach as a plain script")
     seed.add(f"seed script: {s['epochs']} epochs, batch {s['batch_size']}, DataLoader, {s['torch_threads']} torch threads",
