@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.csv as pacsv
 
-from benchmarks.ingestion import PARTS, measure_parts
+from benchmarks.ingestion import ALONE, PARTS, measure_parts
 from benchmarks.report import REPO, Section, git_state, machine, table
 from benchmarks.stages import run_stages
 from crime_pipeline import synthetic
@@ -166,6 +166,8 @@ def sections(m: dict) -> list[Section]:
         ingestion.ratio("floor / pyarrow parse (best of the same repeats)", parts["floor_to_pyarrow"])
         for name, what in PARTS.items():
             ingestion.add(f"ours, part by part: {what}", seconds[name], "s")
+        for name, what in ALONE.items():
+            ingestion.add(f"for information: {what}", seconds[name], "s")
         ingestion.ratio("ours, sum of the parts / floor", parts["ratio_to_floor"])
 
     seed = Section("seed", "The seed's approach as a plain script")

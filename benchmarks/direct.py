@@ -38,7 +38,7 @@ from crime_pipeline.lib.lake import (  # noqa: E402
 )
 from crime_pipeline.lib.leakage import combination_accuracy, leakage_scores  # noqa: E402
 from crime_pipeline.lib.mlp import MLPSettings, select_device, train_mlp  # noqa: E402
-from crime_pipeline.lib.quality import accounting_problems, count_csv_records, quality_report  # noqa: E402
+from crime_pipeline.lib.quality import accounting_problems, counting_records, quality_report  # noqa: E402
 from crime_pipeline.lib.reading import read_raw_csv, sha256_file  # noqa: E402
 from crime_pipeline.lib.report import render_report  # noqa: E402
 from crime_pipeline.lib.seed_method import SeedSettings, reproduce  # noqa: E402
@@ -74,15 +74,17 @@ def ingest(layout: LakeLayout, path: Path, key: str) -> None:
     """raw_incidents: the file read losslessly, the ledger entry with a second reader's count."""
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    read = read_raw_csv(path, data)
-    rows = read.rows
-    rows.insert(0, "source_file", path.name)
-    rows.insert(1, "source_sha256", digest)
-    write_parquet(layout.raw_table(key), rows)
+    with counting_records(path) as counted:  # beside the parse, as the asset counts
+        read = read_raw_csv(path, data)
+        rows = read.rows
+        rows.insert(0, "source_file", path.name)
+        rows.insert(1, "source_sha256", digest)
+        write_parquet(layout.raw_table(key), rows)
+        records_counted = counted()
     generator = read_json(layout.generated_manifest, {"files": {}})["files"].get(key, {})
     record_ingested(layout, key, {
         "file": path.name, "sha256": digest, "bytes": len(data), "rows_read": read.rows_read,
-        "records_counted": count_csv_records(data),
+        "records_counted": records_counted,
         "generator_version": generator.get("generator_version") if generator.get("sha256") == digest else None,
     })
 

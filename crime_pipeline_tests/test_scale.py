@@ -19,7 +19,7 @@ from crime_pipeline.defs import ingestion as ingestion_defs
 from crime_pipeline.defs import validation as validation_defs
 from crime_pipeline.lib.atomic import read_parquet, write_parquet
 from crime_pipeline.lib.lake import ingested, record_generated
-from crime_pipeline.lib.quality import count_csv_records
+from crime_pipeline.lib.quality import count_csv_records, counting_records
 from crime_pipeline.lib.reading import RawCsv, _record_start_lines, read_raw_csv, sha256_file
 from crime_pipeline.lib.training import stratified_sample
 from crime_pipeline.lib.validation import supersede, validate_incidents
@@ -60,6 +60,17 @@ def test_the_line_scan_is_the_same_for_any_block_boundary():
         np.testing.assert_array_equal(lines, whole)
         assert q == quotes
     assert len(whole) == count_csv_records(data) + 1  # the csv module agrees: header + every record
+
+
+def test_the_count_beside_the_parse_is_the_csv_modules_and_a_failed_one_names_the_file(tmp_path):
+    path = tmp_path / "tricky.csv"
+    path.write_bytes(tricky_export(300))  # quoted newlines, blank lines, CRLF, malformed records
+    with counting_records(path) as counted:
+        assert counted() == count_csv_records(path) == 300 + planted(300, 40)
+    (tmp_path / "latin1.csv").write_bytes(b"Case Number\n\xe9t\xe9\n")  # the child cannot decode it
+    with pytest.raises(RuntimeError, match=r"record count of latin1\.csv failed \(exit 1\): UnicodeDecodeError"):
+        with counting_records(tmp_path / "latin1.csv") as counted:
+            counted()
 
 
 def test_small_blocks_read_exactly_what_one_block_reads(tmp_path):

@@ -19,7 +19,7 @@ from crime_pipeline.lib.lake import (
     partition_key_for,
     record_ingested,
 )
-from crime_pipeline.lib.quality import count_csv_records
+from crime_pipeline.lib.quality import counting_records
 from crime_pipeline.lib.reading import DEFAULT_BLOCK_BYTES, RawCsv, sha256_file, stream_raw_csv
 from crime_pipeline.lib.storage import exists, listdir, local_copy
 from crime_pipeline.resources import LakeResource
@@ -95,7 +95,9 @@ def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     reads.exists(path)  # recorded: the external input this partition is read from
     fault_point("ingest:read")
     target = layout.raw_table(key)
-    with local_copy(path) as local:  # pyarrow streams from disk; an object-store file is downloaded first
+    # pyarrow streams from disk (an object-store file is downloaded first); the independent count
+    # of its records runs beside the parse, in a child process
+    with local_copy(path) as local, counting_records(local) as records_counted:
         size = local.stat().st_size
         context.log.info(f"reading {path.name} ({size / 1e6:.1f} MB)")
         try:
@@ -103,12 +105,12 @@ def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
                                   name=path.name, block_bytes=RAW_BLOCK_BYTES)
         except ValueError as exc:
             raise dg.Failure(description=str(exc)) from exc
-        records_counted = count_csv_records(local)
+        counted = records_counted()
     fault_point("ingest:after_raw")
     generator = reads.json(layout.generated_manifest, {"files": {}})["files"].get(key, {})
     entry = record_ingested(layout, key, {
         "file": path.name, "city": read.city, "sha256": digest, "bytes": size, "rows_read": read.rows_read,
-        "records_counted": records_counted,
+        "records_counted": counted,
         "generator_version": generator.get("generator_version") if generator.get("sha256") == digest else None,
     })
     fault_point("ingest:after_ledger")

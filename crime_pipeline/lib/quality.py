@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 DELIMITERS = (",", ";", "\t", "|")
 
@@ -26,6 +30,30 @@ def _count(fh: io.TextIOBase) -> int:
     fh.seek(0)
     records = sum(1 for record in csv.reader(fh, delimiter=delimiter) if record)
     return max(records - 1, 0)
+
+
+@contextmanager
+def counting_records(path: str | Path) -> Iterator[Callable[[], int]]:
+    """`count_csv_records(path)` in a child process, so the count runs on another core beside the
+    parse; yields a function that waits for it. The child is this very file run as a script (only
+    the standard library, isolated: -I), killed if the block is left by an exception."""
+    child = subprocess.Popen([sys.executable, "-I", __file__, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+
+    def result() -> int:
+        out, err = child.communicate()
+        if child.returncode != 0 or not out.strip().isdigit():
+            last = (err.strip().splitlines() or ["no message"])[-1][:500]  # the exception, not the traceback
+            raise RuntimeError(f"the independent record count of {Path(path).name} failed "
+                               f"(exit {child.returncode}): {last}")
+        return int(out)
+
+    try:
+        yield result
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
 
 
 def quality_report(summaries: dict[str, dict], superseded: dict[str, int], kept: dict[str, int]) -> dict:
@@ -77,3 +105,7 @@ def accounting_problems(files: dict[str, dict], kept: dict[str, int], quarantine
             problems.append(f"{entry['file']} ({key}): {counted} records in the file, {kept.get(key, 0)} kept + "
                             f"{quarantined.get(key, 0)} quarantined + {superseded.get(key, 0)} superseded = {found}")
     return problems
+
+
+if __name__ == "__main__":  # counting_records' child: print the count of one file
+    print(count_csv_records(sys.argv[1]))
