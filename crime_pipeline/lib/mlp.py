@@ -238,7 +238,9 @@ class InputEncoder:
         prior = self._prior()
         chains = _Chains(np.broadcast_to(prior, (len(x), len(prior))))
         at_point = _at_repeated_point(lat, lon) if y is not None else None
-        features: dict[tuple[bool, float], list[np.ndarray]] = {}  # per (spread, scale), one entry per shift
+        # Per (spread, scale): the sum over its grid shifts and how many (a running sum, not one
+        # array per shift: 21 levels of (rows x 10) float64 would be 1.7 GB a million rows).
+        features: dict[tuple[bool, float], list] = {}
         for level, (scale, spread_only, shift, keys, counts) in enumerate(zip(
                 self.target_scales, self.target_spread, self._shifts(), self.target_keys, self.target_counts)):
             known = np.asarray(keys, dtype=np.int64)
@@ -254,12 +256,15 @@ class InputEncoder:
                 else np.zeros(len(x), dtype=bool)
             p = self._smooth_level(rows, chains.parent(spread_only, shift), level, flag)
             chains.update(spread_only, shift, p)
-            features.setdefault((spread_only, scale), []).append(
-                np.concatenate([np.log(p / prior), np.log1p(rows.sum(1, keepdims=True)) / 5.0], axis=1))
-        parts = [np.mean(per_shift, axis=0) for per_shift in features.values()]
+            block = np.concatenate([np.log(p / prior), np.log1p(rows.sum(1, keepdims=True)) / 5.0], axis=1)
+            total = features.setdefault((spread_only, scale), [None, 0])
+            total[0] = block if total[0] is None else np.add(total[0], block, out=total[0])
+            total[1] += 1
+            del rows, block  # before the next level's are made
+        parts = [(total / n).astype(np.float32) for total, n in features.values()]
         if self.target_offset:
-            parts.append(np.log(chains.final()))
-        return np.concatenate(parts, axis=1).astype(np.float32)
+            parts.append(np.log(chains.final()).astype(np.float32))
+        return np.concatenate(parts, axis=1)
 
     def _raw(self, x: np.ndarray, name: str) -> np.ndarray:
         low, high = self.scaler[name]
@@ -303,6 +308,18 @@ class InputEncoder:
                     cells[:, i] = np.where(known[pos] == keys, pos + 1, 0)
             parts.append(cells)
         return np.concatenate(parts, axis=1)
+
+    def encode_rows(self, x: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+        """encode(x) of rows that are not the training rows, a chunk at a time into one matrix: their
+        encoding is row by row, so the temporaries (about 2 KB a row) stay one chunk's."""
+        if len(x) <= chunk:
+            return self.encode(x)
+        first = self.encode(x[:chunk])
+        out = np.empty((len(x), first.shape[1]), dtype=first.dtype)
+        out[:chunk] = first
+        for start in range(chunk, len(x), chunk):
+            out[start:start + chunk] = self.encode(x[start:start + chunk])
+        return out
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -543,7 +560,7 @@ def _train(x_train, y_train, x_val, y_val, n_classes, settings, device, log, fea
     if features is not None:
         encoder = InputEncoder.fit(x_train, features, scaler, settings, y_train, n_classes)
         folds = training_folds(len(y_train), settings)
-        x_train, x_val = encoder.encode(x_train, y_train, folds, settings.target_folds), encoder.encode(x_val)
+        x_train, x_val = encoder.encode(x_train, y_train, folds, settings.target_folds), encoder.encode_rows(x_val)
     vocab = encoder.vocab_sizes if encoder else []
     model = CrimeMLP(x_train.shape[1], n_classes, settings.dropout, vocab, settings.embed_dim,
                      encoder.n_offset if encoder else 0, settings.members).to(device)
