@@ -103,6 +103,10 @@ def test_mlp_inputs_are_fitted_on_training_rows_and_saved_as_json(trained):
                                   MLPSettings(cell_scales=(0.02, 0.005, 0.001)), train.y, len(info["classes"]))
     cells = with_cells.encode(apply_minmax(only_test, info["scaler"]))[:, -3:]
     assert (cells[:, 2] == 0).all()
+    # Rows that are not training rows are encoded a chunk at a time, to exactly the same matrix.
+    whole = encoder.encode(val.x)
+    np.testing.assert_array_equal(encoder.encode_rows(val.x, chunk=700), whole)
+    assert len(val.x) > 3 * 700 and whole.dtype == np.float32
 
 
 def test_training_rows_never_see_their_own_label_in_the_target_encoding():
