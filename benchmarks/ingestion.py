@@ -41,6 +41,7 @@ ALONE = {  # what `read` overlaps, each timed on its own (not summed)
     "independent_count": "independent record count alone (Python's csv module)",
 }
 
+
 def _floor(path: Path, columns: list[str], work: Path) -> None:
     text = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
                           convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}))
