@@ -36,7 +36,7 @@ import pyarrow.csv as pacsv
 
 from benchmarks.ingestion import ALONE, PARTS, measure_parts
 from benchmarks.report import REPO, Section, git_state, machine, table
-from benchmarks.stages import STAGES, run_stages
+from benchmarks.stages import run_stages
 from crime_pipeline import synthetic
 from crime_pipeline.lib.atomic import write_json
 from crime_pipeline.lib.lake import LakeLayout, record_generated
@@ -48,10 +48,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # --quick measures the memory of the first two stages only (each stage is a fresh process: imports cost).
 QUICK = {"rows": 3_000, "parse_repeats": 1, "seed_epochs": 2, "mlp": {"rows": 20_000, "epochs": 1, "rounds": 1}, "refresh": "incidents",
          "stages": ["generate", "ingest+validate"]}
-# The memory stages leave out mlp_weighted_model: the same code on the same rows as mlp_model (1,534
-# vs 1,532 MB measured at 322,000 rows), and its minute would take the full run past 15 minutes.
 FULL = {"rows": synthetic.DEFAULT_ROWS, "parse_repeats": 3, "seed_epochs": 15, "mlp": {"rows": 200_000, "epochs": 3, "rounds": 3},
-        "refresh": None, "stages": [s for s in STAGES if s != "mlp_weighted_model"]}
+        "refresh": None, "stages": None}
 MONTH_ROWS_PER_FILE_ROW = 1.3  # generate 1.3x the default file's rows: its busiest recent month holds about 2,000
 
 
