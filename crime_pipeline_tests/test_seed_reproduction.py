@@ -15,7 +15,7 @@ import torch
 from crime_pipeline import cli
 from crime_pipeline.lib.atomic import read_parquet
 from crime_pipeline.lib.report import seed_section
-from crime_pipeline.lib.seed_method import SeedSettings, encode_category, kept_categories, stratified_sample
+from crime_pipeline.lib.seed_method import SeedSettings, encode_category, kept_categories, reproduce, stratified_sample
 from crime_pipeline_tests.conftest import lake_snapshot
 
 EVALUATION = {"split": "temporal", "n_test": 777,
@@ -100,6 +100,24 @@ def test_the_claim_reappears_only_with_the_leak_and_nothing_is_left_behind(pipel
                                     "our best honest model (gbdt)", f"majority class ({doc['majority_class']})"]
     assert rows[2][1:] == [f"{leaky['accuracy']:.4f}", f"{leaky['macro_f1']:.4f}", "random", str(doc["rows"]["test"])]
     assert rows[3][1:] == ["0.5200", "0.2000", "temporal", "777"]
+
+
+def test_a_sample_reads_only_its_rows_and_matches_the_whole_table_method(pipeline, defs, instance, lake):
+    # The asset picks the sample from the labels and reads the wide columns of those rows only; the
+    # result must be what the method gives sampling the whole table itself.
+    pipeline.generate("gen.csv", rows=3_500, seed=11)
+    assert pipeline.run() == 0, pipeline.output
+    small = {"max_rows": 600, "epochs": 2}
+    result = dg.materialize(defs.assets, selection=["seed_reproduction"], instance=instance, resources=defs.resources,
+                            run_config={"ops": {"seed_reproduction": {"config": small}}})
+    assert result.success
+    doc = json.loads(lake.report_file("seed_reproduction.json").read_text())
+    whole = read_parquet(lake.table("incidents"))
+    expected = reproduce(whole, SeedSettings(**small), log=lambda line: None)
+    assert doc["sampled"] and doc["rows"] == expected["rows"] and doc["rows"]["incidents"] == len(whole)
+    for variant in ("honest", "leaky"):
+        assert doc["variants"][variant]["accuracy"] == expected["variants"][variant]["accuracy"]
+        assert doc["variants"][variant]["train_loss_by_epoch"] == expected["variants"][variant]["train_loss_by_epoch"]
 
 
 def test_the_report_section_escapes_every_value():

@@ -1,13 +1,18 @@
 """The seed project's 97-99%, reproduced on our incidents with and without the label's disguises."""
 
+from collections.abc import Iterable
+
 import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.deploy_tags import CPU_TRAINING
 from crime_pipeline.lib.atomic import write_json
 from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, primary_city
-from crime_pipeline.lib.seed_method import DISGUISES, SeedSettings, markdown, reproduce
+from crime_pipeline.lib.seed_method import DISGUISES, SeedSettings, check_labels, markdown, reproduce, sample_index
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
 RESULT_FILE = "seed_reproduction.json"
@@ -38,15 +43,22 @@ def seed_reproduction(context: dg.AssetExecutionContext, config: SeedReproductio
     """
     layout = lake.layout
     reads = declared_reads(context, lake)
-    present = reads.parquet_schema(layout.table("incidents")).names
-    wanted = ["label", "latitude", "longitude", "incident_datetime", *DISGUISES, "city"]  # only what the method reads
-    incidents = reads.parquet(layout.table("incidents"), columns=[c for c in wanted if c in present])
-    city = primary_city(incidents["city"].unique()) if "city" in incidents else DEFAULT_CITY
-    if "city" in incidents:  # the primary city's incidents (the default city when present)
-        incidents = incidents[incidents["city"] == city]
+    table = layout.table("incidents")
+    present = reads.parquet_schema(table).names
+    # The sample is chosen from the labels alone; only its rows' wide columns (two of them text) are read.
+    labels = reads.parquet(table, columns=["label", *(["city"] if "city" in present else [])])
+    city = primary_city(labels["city"].unique()) if "city" in labels else DEFAULT_CITY
+    if "city" in labels:  # the primary city's incidents (the default city when present)
+        labels = labels[labels["city"] == city]
+    classes = get_profile(city).class_names
+    check_labels(labels["label"], classes)
     settings = SeedSettings(**config.model_dump())
+    chosen = sample_index(labels["label"], settings)  # row positions in the table, in sample order
+    wanted = ["label", "latitude", "longitude", "incident_datetime", *DISGUISES]  # only what the method reads
+    columns = [c for c in wanted if c in present]
+    rows = _rows_at(reads.parquet_batches(table, columns=columns), chosen, columns)
     device = torch_device.resolve()
-    doc = reproduce(incidents, settings, device, log=context.log.info, classes=get_profile(city).class_names)
+    doc = reproduce(rows, settings, device, log=context.log.info, classes=classes, sampled_from=len(labels))
     doc["city"] = city
     path = write_json(layout.report_file(RESULT_FILE), doc)
     context.log.info(doc["sentence"])
@@ -66,3 +78,15 @@ def seed_reproduction(context: dg.AssetExecutionContext, config: SeedReproductio
             **reads.metadata(),
         }
     )
+
+
+def _rows_at(batches: Iterable[pa.Table], positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """The table's rows at `positions` (0-based), in that order, read batch by batch."""
+    wanted = np.sort(positions)
+    found, offset = [], 0
+    for batch in batches:
+        lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
+        if hi > lo:
+            found.append(batch.take(pa.array(wanted[lo:hi] - offset)).to_pandas().set_axis(wanted[lo:hi]))
+        offset += batch.num_rows
+    return pd.concat(found).loc[positions] if found else pd.DataFrame(columns=columns)

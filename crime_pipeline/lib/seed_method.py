@@ -89,6 +89,18 @@ def stratified_sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataF
     return frame.groupby("label", group_keys=False, observed=True).sample(frac=max_rows / len(frame), random_state=seed)
 
 
+def check_labels(labels: pd.Series, classes: tuple[str, ...]) -> None:
+    unknown = sorted(set(labels.dropna()) - set(classes))
+    if unknown or labels.isna().any():
+        raise ValueError(f"seed reproduction: labels outside the canonical classes: {unknown or ['<missing>']}")
+
+
+def sample_index(labels: pd.Series, settings: SeedSettings) -> np.ndarray:
+    """The index labels, in order, of the rows `reproduce` samples from a table with these labels:
+    the sample depends on the labels alone, so the wide columns need reading for these rows only."""
+    return stratified_sample(labels.to_frame("label"), settings.max_rows, settings.seed).index.to_numpy()
+
+
 def split_rows(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The seed's random train / test split (positions), stratified when every type has 2+ rows."""
     counts = np.bincount(y)
@@ -192,20 +204,22 @@ def score(model: SeedNet, x: np.ndarray, device: str, batch: int = 65_536) -> np
 
 
 def reproduce(incidents: pd.DataFrame, settings: SeedSettings = SeedSettings(), device: str = "cpu",
-              log: Callable[[str], None] = print, classes: tuple[str, ...] = CLASSES) -> dict:
+              log: Callable[[str], None] = print, classes: tuple[str, ...] = CLASSES,
+              sampled_from: int | None = None) -> dict:
     """Run the seed's method honest and leaky on the same sample and split; return the metrics.
 
     `incidents` is the merged incidents table (label, latitude, longitude, incident_datetime and
-    the two disguise columns). The result is JSON-able and holds no model.
+    the two disguise columns), or with `sampled_from` already the rows `sample_index` chose from
+    a table of that many incidents. The result is JSON-able and holds no model.
     """
     started = time.perf_counter()
     missing = [c for c in ("label", "latitude", "longitude", "incident_datetime", *DISGUISES) if c not in incidents]
     if missing:
         raise ValueError(f"seed reproduction: the incidents table lacks {', '.join(missing)}")
-    unknown = sorted(set(incidents["label"].dropna()) - set(classes))
-    if unknown or incidents["label"].isna().any():
-        raise ValueError(f"seed reproduction: labels outside the canonical classes: {unknown or ['<missing>']}")
-    frame = stratified_sample(incidents, settings.max_rows, settings.seed).reset_index(drop=True)
+    check_labels(incidents["label"], classes)
+    population = len(incidents) if sampled_from is None else sampled_from
+    frame = incidents if sampled_from is not None else stratified_sample(incidents, settings.max_rows, settings.seed)
+    frame = frame.reset_index(drop=True)
     classes = list(classes)
     y = frame["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
     if len(frame) < 10:
@@ -219,8 +233,8 @@ def reproduce(incidents: pd.DataFrame, settings: SeedSettings = SeedSettings(), 
                   "dropout 0.3, softmax; Adam; fixed epochs; torch DataLoader",
         "settings": settings.to_dict(),
         "device": device,
-        "rows": {"incidents": int(len(incidents)), "used": int(len(frame)), "train": int(len(train)), "test": int(len(test))},
-        "sampled": len(frame) < len(incidents),
+        "rows": {"incidents": int(population), "used": int(len(frame)), "train": int(len(train)), "test": int(len(test))},
+        "sampled": len(frame) < population,
         "majority_class": classes[majority_id],
         "majority": {"accuracy": majority["accuracy"], "macro_f1": majority["macro_f1"]},
         "variants": {},
