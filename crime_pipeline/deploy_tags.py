@@ -7,7 +7,8 @@ one of the dicts below as `op_tags`; the other executors ignore the tag.
 
 Sizes: requests fit 322,000 rows (the whole pipeline peaks at about 2 GB in one process, README);
 limits fit 10 million rows, whose per-stage peaks the scale benchmark measured (ingest + validate
-3.2 GB, incidents 3.4, splits 3.5, an MLP 4.3, evaluation + figures + report 5.4; README *Scale*).
+3.2 GB for one 10-million-row file, incidents 3.4, splits 3.5, an MLP 3.6, evaluation + figures +
+report 4.1; README *Scale*).
 A bigger data set needs bigger numbers here and nowhere else.
 """
 
