@@ -206,6 +206,8 @@ def test_a_location_that_is_no_point_is_unparseable_not_missing():
         {"latitude": "", "longitude": "", "location": "UNKNOWN"},
         {"latitude": "nan", "longitude": "inf"},
         {"latitude": "1e400", "longitude": "-78.85"},
+        {"latitude": "42.88x", "longitude": "-78.85"},  # a number with junk after it is no number
+        {"latitude": "42.88", "longitude": "+-78.85"},
     )
     assert rules_by_line(frame) == {
         2: "coordinates_unparseable",
@@ -213,6 +215,8 @@ def test_a_location_that_is_no_point_is_unparseable_not_missing():
         4: "coordinates_missing",
         5: "coordinates_missing;coordinates_outside_city",  # "nan" means no value; inf is a number, far away
         6: "coordinates_outside_city",
+        7: "coordinates_unparseable",
+        8: "coordinates_unparseable",
     }
 
 
