@@ -58,6 +58,18 @@ class DeclaredReads:
         """The table in batches of at most `batch_rows` rows (bounded memory), checksums verified."""
         return iter_parquet(self.path(path), columns, batch_rows)
 
+    def parquet_rows_where(self, path: Path, keep, columns: list[str] | None = None) -> pa.Table:
+        """The rows whose flag in `keep` (a boolean array, one per row) is set, in file order, read
+        batch by batch: only the kept rows of the wide columns are ever held."""
+        tables, offset = [], 0
+        for batch in self.parquet_batches(path, columns):
+            tables.append(batch.filter(pa.array(keep[offset:offset + batch.num_rows])))
+            offset += batch.num_rows
+        if not tables:  # a table without rows
+            schema = self.parquet_schema(path)
+            return schema.empty_table().select(columns or schema.names)
+        return pa.concat_tables(tables)
+
     def parquet_rows(self, path: Path) -> int:
         return parquet_rows(self.path(path))
 

@@ -10,7 +10,6 @@ import time
 import dagster as dg
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from sklearn.metrics import accuracy_score, log_loss
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
@@ -54,12 +53,9 @@ def read_training_splits(reads: DeclaredReads, max_train_rows: int, seed: int = 
     keep = split == "validation"
     keep[chosen] = True
     del parts, split
-    tables, offset = [], 0
-    for batch in reads.parquet_batches(path, columns=[*info["scaler"], "label_id", "split", *city]):
-        tables.append(batch.filter(pa.array(keep[offset:offset + batch.num_rows])))
-        offset += batch.num_rows
+    rows = reads.parquet_rows_where(path, keep, columns=[*info["scaler"], "label_id", "split", *city])
     sampling = {"train_rows": len(train), "train_rows_used": len(chosen), "max_train_rows": max_train_rows}
-    return pa.concat_tables(tables).to_pandas(), info, sampling
+    return rows.to_pandas(), info, sampling
 
 
 def per_city(splits, info: dict):

@@ -1,11 +1,7 @@
 """The seed project's 97-99%, reproduced on our incidents with and without the label's disguises."""
 
-from collections.abc import Iterable
-
 import dagster as dg
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads
@@ -55,8 +51,10 @@ def seed_reproduction(context: dg.AssetExecutionContext, config: SeedReproductio
     settings = SeedSettings(**config.model_dump())
     chosen = sample_index(labels["label"], settings)  # row positions in the table, in sample order
     wanted = ["label", "latitude", "longitude", "incident_datetime", *DISGUISES]  # only what the method reads
-    columns = [c for c in wanted if c in present]
-    rows = _rows_at(reads.parquet_batches(table, columns=columns), chosen, columns)
+    keep = np.zeros(reads.parquet_rows(table), dtype=bool)
+    keep[chosen] = True
+    rows = reads.parquet_rows_where(table, keep, columns=[c for c in wanted if c in present]).to_pandas()
+    rows = rows.set_axis(np.flatnonzero(keep)).loc[chosen]  # in the sample's order
     device = torch_device.resolve()
     doc = reproduce(rows, settings, device, log=context.log.info, classes=classes, sampled_from=len(labels))
     doc["city"] = city
@@ -79,14 +77,3 @@ def seed_reproduction(context: dg.AssetExecutionContext, config: SeedReproductio
         }
     )
 
-
-def _rows_at(batches: Iterable[pa.Table], positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
-    """The table's rows at `positions` (0-based), in that order, read batch by batch."""
-    wanted = np.sort(positions)
-    found, offset = [], 0
-    for batch in batches:
-        lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
-        if hi > lo:
-            found.append(batch.take(pa.array(wanted[lo:hi] - offset)).to_pandas().set_axis(wanted[lo:hi]))
-        offset += batch.num_rows
-    return pd.concat(found).loc[positions] if found else pd.DataFrame(columns=columns)
