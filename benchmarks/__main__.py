@@ -37,10 +37,11 @@ import pyarrow.csv as pacsv
 from benchmarks.ingestion import ALONE, PARTS, measure_parts
 from benchmarks.report import REPO, Section, git_state, machine, table
 from benchmarks.stages import run_stages
-from crime_pipeline import synthetic
-from crime_pipeline.lib.atomic import write_json
-from crime_pipeline.lib.lake import LakeLayout, record_generated
-from crime_pipeline.lib.reading import sha256_file
+from crime_pipeline.lib import synthetic
+from crime_pipeline.lib.lake.atomic import write_json
+from crime_pipeline.lib.lake.layout import LakeLayout
+from crime_pipeline.lib.lake.ledger import record_generated
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # --quick keeps every code path but refreshes only `incidents` after the new month: a third pass

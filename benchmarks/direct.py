@@ -26,25 +26,28 @@ import pyarrow.parquet as pq  # noqa: E402
 from pathlib import Path  # noqa: E402
 from sklearn.metrics import accuracy_score, log_loss  # noqa: E402
 
-from crime_pipeline import synthetic  # noqa: E402
-from crime_pipeline.lib.figures import draw_figures, figure_names  # noqa: E402
-from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba, publish_model, save_model  # noqa: E402
-from crime_pipeline.lib.atomic import publish, read_parquet, reject, staged_path, write_json, write_parquet, write_text  # noqa: E402
-from crime_pipeline.lib.columns import CLASSES  # noqa: E402
-from crime_pipeline.lib.evaluation import evaluate  # noqa: E402
-from crime_pipeline.lib.features import FEATURE_COLUMNS, ID_COLUMNS, MODEL_FEATURES, build_feature_table, label_map  # noqa: E402
-from crime_pipeline.lib.lake import (  # noqa: E402
-    LakeLayout, ingested, partition_key_for, read_json, record_ingested, record_validated, scan_incoming, split_by_status,
-)
-from crime_pipeline.lib.leakage import combination_accuracy, leakage_scores  # noqa: E402
-from crime_pipeline.lib.mlp import MLPSettings, select_device, train_mlp  # noqa: E402
-from crime_pipeline.lib.quality import accounting_problems, counting_records, quality_report  # noqa: E402
-from crime_pipeline.lib.reading import read_raw_csv, sha256_file  # noqa: E402
-from crime_pipeline.lib.report import render_report  # noqa: E402
-from crime_pipeline.lib.seed_method import SeedSettings, reproduce  # noqa: E402
-from crime_pipeline.lib.splits import fit_minmax, temporal_split  # noqa: E402
-from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression  # noqa: E402
-from crime_pipeline.lib.validation import local_time, supersede, validate_incidents  # noqa: E402
+from crime_pipeline.lib import synthetic  # noqa: E402
+from crime_pipeline.lib.reports.figures import draw_figures, figure_names  # noqa: E402
+from crime_pipeline.lib.models.artifacts import KINDS, load_model, predict_proba, publish_model, save_model  # noqa: E402
+from crime_pipeline.lib.lake.atomic import publish, reject, staged_path, write_json, write_text  # noqa: E402
+from crime_pipeline.lib.lake.parquet import read_parquet, write_parquet
+from crime_pipeline.lib.cities.columns import CLASSES  # noqa: E402
+from crime_pipeline.lib.reports.evaluation import evaluate  # noqa: E402
+from crime_pipeline.lib.features.table import FEATURE_COLUMNS, ID_COLUMNS, MODEL_FEATURES, build_feature_table, label_map  # noqa: E402
+from crime_pipeline.lib.lake.ledger import ingested, record_ingested, record_validated, scan_incoming, split_by_status  # noqa: E402
+from crime_pipeline.lib.lake.layout import LakeLayout  # noqa: E402
+from crime_pipeline.lib.lake.layout import partition_key_for
+from crime_pipeline.lib.lake.documents import read_json
+from crime_pipeline.lib.features.leakage import combination_accuracy, leakage_scores  # noqa: E402
+from crime_pipeline.lib.models.mlp import MLPSettings, select_device, train_mlp  # noqa: E402
+from crime_pipeline.lib.validate.quality import accounting_problems, quality_report  # noqa: E402
+from crime_pipeline.lib.ingest.record_count import counting_records
+from crime_pipeline.lib.ingest.raw_csv import read_raw_csv, sha256_file  # noqa: E402
+from crime_pipeline.lib.reports.html import render_report  # noqa: E402
+from crime_pipeline.lib.reports.seed_method import SeedSettings, reproduce  # noqa: E402
+from crime_pipeline.lib.features.splits import fit_minmax, temporal_split  # noqa: E402
+from crime_pipeline.lib.models.training import matrices, train_gbdt, train_logistic_regression  # noqa: E402
+from crime_pipeline.lib.validate.validation import local_time, supersede, validate_incidents  # noqa: E402
 
 IMPORTED = time.time()
 

@@ -30,9 +30,10 @@ import dagster as dg  # noqa: E402
 
 from crime_pipeline.cli import main as crime_pipeline  # noqa: E402
 from crime_pipeline.definitions import build_definitions  # noqa: E402
-from crime_pipeline.lib.atomic import write_bytes, write_json  # noqa: E402
-from crime_pipeline.lib.lake import LakeLayout, ingested, partition_key_for  # noqa: E402
-from crime_pipeline.lib.reading import sha256_file  # noqa: E402
+from crime_pipeline.lib.lake.atomic import write_bytes, write_json  # noqa: E402
+from crime_pipeline.lib.lake.layout import LakeLayout, partition_key_for  # noqa: E402
+from crime_pipeline.lib.lake.ledger import ingested
+from crime_pipeline.lib.ingest.raw_csv import sha256_file  # noqa: E402
 from crime_pipeline.orchestrate import run_pipeline  # noqa: E402
 
 IMPORTED = time.time()

@@ -52,10 +52,10 @@ def _floor(path: Path, columns: list[str], work: Path) -> None:
 def measure_parts(path: Path, repeats: int = 3, as_of: str = "2026-01-01") -> dict:
     """Seconds of each part (best of `repeats`), their sum, the floor and the ratios."""
     from crime_pipeline.defs.ingestion import write_raw_table
-    from crime_pipeline.lib.atomic import iter_parquet, parquet_batch_writer
-    from crime_pipeline.lib.quality import count_csv_records, counting_records
-    from crime_pipeline.lib.reading import RawCsv, sha256_file, stream_raw_csv
-    from crime_pipeline.lib.validation import validate_incidents
+    from crime_pipeline.lib.lake.parquet import iter_parquet, parquet_batch_writer
+    from crime_pipeline.lib.ingest.record_count import count_csv_records, counting_records
+    from crime_pipeline.lib.ingest.raw_csv import RawCsv, sha256_file, stream_raw_csv
+    from crime_pipeline.lib.validate.validation import validate_incidents
 
     best: dict[str, float] = {}
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.file:
         result = measure_parts(args.file, args.repeats)
     else:
-        from crime_pipeline import synthetic
+        from crime_pipeline.lib import synthetic
 
         with tempfile.TemporaryDirectory(prefix="ingest-file-") as tmp:
             path = Path(tmp) / f"buffalo_synthetic_{args.rows}.csv"

@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
-from crime_pipeline import synthetic
-from crime_pipeline.lib.artifacts import predict_proba
-from crime_pipeline.lib.features import MODEL_FEATURES, build_feature_table
-from crime_pipeline.lib.mlp import MLPSettings, train_mlp
-from crime_pipeline.lib.reading import read_raw_csv
-from crime_pipeline.lib.splits import fit_minmax, temporal_split
-from crime_pipeline.lib.training import matrices, train_gbdt, train_logistic_regression
-from crime_pipeline.lib.validation import supersede, validate_incidents
+from crime_pipeline.lib import synthetic
+from crime_pipeline.lib.models.artifacts import predict_proba
+from crime_pipeline.lib.features.table import MODEL_FEATURES, build_feature_table
+from crime_pipeline.lib.models.mlp import MLPSettings, train_mlp
+from crime_pipeline.lib.ingest.raw_csv import read_raw_csv
+from crime_pipeline.lib.features.splits import fit_minmax, temporal_split
+from crime_pipeline.lib.models.training import matrices, train_gbdt, train_logistic_regression
+from crime_pipeline.lib.validate.validation import supersede, validate_incidents
 
 SEED_STYLE = MLPSettings(epochs=15, learning_rate=1e-3, patience=3, one_hot_time=False, fourier=0, cell_scales=(),
                          schedule="constant", temperature_scaling=False, spread_scales=(), target_scales=(),

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crime_pipeline.lib.mlp import CrimeMLP, MLPSettings, select_device, train_epoch
+from crime_pipeline.lib.models.mlp import CrimeMLP, MLPSettings, select_device, train_epoch
 
 
 def bare_epoch(model, optimizer, loss_fn, x, y, batch_size):

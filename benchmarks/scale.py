@@ -25,7 +25,7 @@ RESULTS = REPO / "benchmarks" / "results" / "scale.json"
 
 
 def _save(key: str, value) -> None:
-    from crime_pipeline.lib.atomic import write_json
+    from crime_pipeline.lib.lake.atomic import write_json
 
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     doc[key] = value
@@ -54,11 +54,11 @@ def sampling_cost(lake_root: Path, train_rows: int, kinds=("baseline", "gbdt", "
     a stratified sample of `train_rows` of them (what `max_train_rows` does), same validation and test."""
     from sklearn.metrics import accuracy_score, log_loss
 
-    from crime_pipeline.lib.artifacts import predict_proba
-    from crime_pipeline.lib.atomic import read_parquet
-    from crime_pipeline.lib.lake import LakeLayout
-    from crime_pipeline.lib.mlp import MLPSettings, train_mlp
-    from crime_pipeline.lib.training import Matrices, matrices, stratified_sample, train_gbdt, train_logistic_regression
+    from crime_pipeline.lib.models.artifacts import predict_proba
+    from crime_pipeline.lib.lake.parquet import read_parquet
+    from crime_pipeline.lib.lake.layout import LakeLayout
+    from crime_pipeline.lib.models.mlp import MLPSettings, train_mlp
+    from crime_pipeline.lib.models.training import Matrices, matrices, stratified_sample, train_gbdt, train_logistic_regression
 
     layout = LakeLayout(lake_root)
     info = json.loads(layout.lake_file("dataset_splits.json").read_text())

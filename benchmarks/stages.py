@@ -63,7 +63,7 @@ def _rows_after(stage: str, lake: Path, rows: int) -> int:
     """Rows the stage produced: generated rows for the first two, training rows used for a model."""
     import pyarrow.parquet as pq
 
-    from crime_pipeline.lib.lake import LakeLayout
+    from crime_pipeline.lib.lake.layout import LakeLayout
 
     if stage in MODELS:  # the training rows it used (a stratified sample above the cap)
         meta = json.loads((LakeLayout(lake).model_candidates / f"{stage.removesuffix('_model')}.json").read_text())

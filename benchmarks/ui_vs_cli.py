@@ -24,10 +24,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from crime_pipeline import synthetic  # noqa: E402
+from crime_pipeline.lib import synthetic  # noqa: E402
 from crime_pipeline.definitions import build_definitions  # noqa: E402
-from crime_pipeline.lib.lake import LakeLayout, record_generated  # noqa: E402
-from crime_pipeline.lib.reading import sha256_file  # noqa: E402
+from crime_pipeline.lib.lake.layout import LakeLayout  # noqa: E402
+from crime_pipeline.lib.lake.ledger import record_generated
+from crime_pipeline.lib.ingest.raw_csv import sha256_file  # noqa: E402
 from crime_pipeline.orchestrate import downstream_keys  # noqa: E402
 from crime_pipeline_tests.ui_client import UI, free_port  # noqa: E402
 

@@ -13,10 +13,11 @@ from crime_pipeline.resources import PROJECT_ROOT, default_lake_root
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from crime_pipeline import synthetic
-    from crime_pipeline.lib.lake import LakeLayout, record_generated
-    from crime_pipeline.lib.reading import sha256_file
-    from crime_pipeline.lib.storage import lake_path
+    from crime_pipeline.lib import synthetic
+    from crime_pipeline.lib.lake.layout import LakeLayout
+    from crime_pipeline.lib.lake.ledger import record_generated
+    from crime_pipeline.lib.ingest.raw_csv import sha256_file
+    from crime_pipeline.lib.lake.storage import lake_path
 
     layout = LakeLayout(lake_path(default_lake_root())).ensure()
     out = lake_path(args.out) if args.out else layout.incoming / f"{args.city}_synthetic_{args.rows}_seed{args.seed}.csv"
@@ -39,12 +40,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from crime_pipeline.lib.artifacts import ArtifactError
-    from crime_pipeline.lib.atomic import write_text
-    from crime_pipeline.lib.lake import LakeLayout
-    from crime_pipeline.lib.reading import UnreadableFileError
-    from crime_pipeline.lib.scoring import csv_safe, score_csv
-    from crime_pipeline.lib.storage import check_reachable, is_remote, lake_path
+    from crime_pipeline.lib.models.artifacts import ArtifactError
+    from crime_pipeline.lib.lake.atomic import write_text
+    from crime_pipeline.lib.lake.layout import LakeLayout
+    from crime_pipeline.lib.ingest.raw_csv import UnreadableFileError
+    from crime_pipeline.lib.models.scoring import csv_safe, score_csv
+    from crime_pipeline.lib.lake.storage import check_reachable, is_remote, lake_path
 
     layout = LakeLayout(lake_path(default_lake_root()))
     if is_remote(layout.root):
@@ -74,8 +75,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from crime_pipeline import synthetic
-    from crime_pipeline.lib.cities import ProfileError, profiles
+    from crime_pipeline.lib import synthetic
+    from crime_pipeline.lib.cities.profiles import ProfileError, profiles
 
     try:
         cities = sorted(profiles())
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     args = parser.parse_args(argv)
-    from crime_pipeline.lib.storage import LakeError
+    from crime_pipeline.lib.lake.storage import LakeError
 
     try:
         return args.func(args)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from crime_pipeline.lib.cities import default_profile
+from crime_pipeline.lib.cities.profiles import default_profile
 from crime_pipeline.resources import LakeResource, OpenDataResource, TorchDeviceResource, default_lake_root
 
 SODA_TOKEN_VAR = "CRIME_PIPELINE_SODA_APP_TOKEN"

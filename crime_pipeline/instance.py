@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from crime_pipeline.lib.atomic import write_text
+from crime_pipeline.lib.lake.atomic import write_text
 from crime_pipeline.resources import PROJECT_ROOT
 
 SQLITE_HOME = PROJECT_ROOT / ".dagster_home"  # committed dagster.yaml; storage under it (git-ignored)

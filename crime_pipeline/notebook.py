@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from crime_pipeline.defs.lake_io import DeclaredReads
-from crime_pipeline.lib.catalog import PUBLISHED_BY
+from crime_pipeline.lib.lake.catalog import PUBLISHED_BY
 
 
 class NotMaterializedError(RuntimeError):

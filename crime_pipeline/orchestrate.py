@@ -20,10 +20,11 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES
 
 from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
-from crime_pipeline.lib.atomic import pid_alive, remove_stale_temp_files
-from crime_pipeline.lib.lake import ingested, partition_key_for, scan_incoming, unvalidated_files, validated_files
-from crime_pipeline.lib.reading import sha256_file
-from crime_pipeline.lib.storage import is_remote
+from crime_pipeline.lib.lake.atomic import pid_alive, remove_stale_temp_files
+from crime_pipeline.lib.lake.ledger import ingested, scan_incoming, unvalidated_files, validated_files
+from crime_pipeline.lib.lake.layout import partition_key_for
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
+from crime_pipeline.lib.lake.storage import is_remote
 
 PER_FILE_ASSETS = ("raw_incidents", "validated_incidents", "incident_quarantine")
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from crime_pipeline.lib.cities import default_profile, register_lake_root
-from crime_pipeline.lib.lake import LakeLayout
-from crime_pipeline.lib.storage import lake_path
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def default_lake_root() -> str:
-    """`CRIME_PIPELINE_LAKE` (a folder or an s3:// URL), else `data_lake/` next to the project (else in
-    the working directory)."""
-    if os.environ.get("CRIME_PIPELINE_LAKE"):
-        return os.environ["CRIME_PIPELINE_LAKE"]
-    base = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
-    return str(base / "data_lake")
-
+from crime_pipeline.lib.cities.profiles import default_profile, register_lake_root
+from crime_pipeline.lib.lake.layout import LakeLayout
+from crime_pipeline.lib.lake.storage import lake_path
+from crime_pipeline.lib.lake.layout import PROJECT_ROOT, default_lake_root  # noqa: F401 (re-exported)
 
 class LakeResource(dg.ConfigurableResource):
     """The data lake: raw files, Parquet tables, quarantine, models and reports, in a local folder
@@ -42,7 +29,7 @@ class TorchDeviceResource(dg.ConfigurableResource):
     device: str = "auto"
 
     def resolve(self) -> str:
-        from crime_pipeline.lib.mlp import select_device
+        from crime_pipeline.lib.models.mlp import select_device
 
         return select_device(self.device)
 
@@ -67,7 +54,7 @@ class OpenDataResource(dg.ConfigurableResource):
     max_pages: int = Field(default=100, description="Most pages in one pull; paging further is an error.")
 
     def settings(self):
-        from crime_pipeline.lib.soda import SodaSettings
+        from crime_pipeline.lib.ingest.open_data import SodaSettings
 
         return SodaSettings(
             self.base_url, self.dataset_id, self.app_token or None, page_size=self.page_size,

@@ -7,10 +7,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from crime_pipeline import synthetic
+from crime_pipeline.lib import synthetic
 from crime_pipeline.definitions import build_definitions
-from crime_pipeline.lib.lake import LakeLayout, record_generated
-from crime_pipeline.lib.reading import sha256_file
+from crime_pipeline.lib.lake.layout import LakeLayout
+from crime_pipeline.lib.lake.ledger import record_generated
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.orchestrate import run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +93,7 @@ def trained(trained_run):
     """(lake, splits, split summary) of the session's trained lake."""
     import json
 
-    from crime_pipeline.lib.atomic import read_parquet
+    from crime_pipeline.lib.lake.parquet import read_parquet
 
     lake = trained_run[0]
     splits = read_parquet(lake.table("dataset_splits"))

@@ -11,37 +11,12 @@ from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHAN
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import column_lineage, content_version, table_metadata
 from crime_pipeline.deploy_tags import TABLE
-from crime_pipeline.lib.atomic import (
-    iter_parquet,
-    parquet_batch_writer,
-    parquet_metadata,
-    parquet_rows,
-    publish,
-    read_parquet,
-    reject,
-    rejected_path,
-    staged_path,
-    write_json,
-)
-from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, primary_city
-from crime_pipeline.lib.features import (
-    CITY_COLUMN,
-    FEATURE_COLUMNS,
-    FEATURE_LINEAGE,
-    ID_COLUMNS,
-    MODEL_FEATURES,
-    build_feature_table,
-    label_map,
-)
-from crime_pipeline.lib.leakage import (
-    COMBINATION_LIMIT,
-    MI_RATIO_LIMIT,
-    PURITY_LIMIT,
-    combination_accuracy,
-    disguise_scores,
-    leakage_scores,
-)
-from crime_pipeline.lib.splits import SPLITS, TooLittleDataError, city_parts, fit_minmax, merge_minmax, split_per_city
+from crime_pipeline.lib.lake.parquet import iter_parquet, parquet_batch_writer, parquet_metadata, parquet_rows, read_parquet
+from crime_pipeline.lib.lake.atomic import publish, reject, rejected_path, staged_path, write_json
+from crime_pipeline.lib.cities.profiles import DEFAULT_CITY, get_profile, primary_city
+from crime_pipeline.lib.features.table import CITY_COLUMN, FEATURE_COLUMNS, FEATURE_LINEAGE, ID_COLUMNS, MODEL_FEATURES, build_feature_table, label_map
+from crime_pipeline.lib.features.leakage import COMBINATION_LIMIT, MI_RATIO_LIMIT, PURITY_LIMIT, combination_accuracy, disguise_scores, leakage_scores
+from crime_pipeline.lib.features.splits import SPLITS, TooLittleDataError, city_parts, fit_minmax, merge_minmax, split_per_city
 from crime_pipeline.resources import LakeResource
 
 NOT_FEATURES = (*ID_COLUMNS, "label", "label_id", CITY_COLUMN)

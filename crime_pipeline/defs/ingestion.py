@@ -10,18 +10,13 @@ import pyarrow as pa
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import table_metadata
 from crime_pipeline.deploy_tags import PER_FILE
-from crime_pipeline.lib.atomic import parquet_batch_writer
-from crime_pipeline.lib.faults import fault_point
-from crime_pipeline.lib.lake import (
-    LakeLayout,
-    incoming_refusal,
-    ingested,
-    partition_key_for,
-    record_ingested,
-)
-from crime_pipeline.lib.quality import counting_records
-from crime_pipeline.lib.reading import DEFAULT_BLOCK_BYTES, RawCsv, sha256_file, stream_raw_csv
-from crime_pipeline.lib.storage import exists, listdir, local_copy
+from crime_pipeline.lib.lake.parquet import parquet_batch_writer
+from crime_pipeline.lib.lake.faults import fault_point
+from crime_pipeline.lib.lake.layout import LakeLayout, partition_key_for
+from crime_pipeline.lib.lake.ledger import incoming_refusal, ingested, record_ingested
+from crime_pipeline.lib.ingest.record_count import counting_records
+from crime_pipeline.lib.ingest.raw_csv import DEFAULT_BLOCK_BYTES, RawCsv, sha256_file, stream_raw_csv
+from crime_pipeline.lib.lake.storage import exists, listdir, local_copy
 from crime_pipeline.resources import LakeResource
 
 incoming_files = dg.DynamicPartitionsDefinition(name="incoming_files")

@@ -16,10 +16,10 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from crime_pipeline.lib import storage
-from crime_pipeline.lib.atomic import iter_parquet, parquet_metadata, parquet_rows, read_parquet
-from crime_pipeline.lib.catalog import producers_of
-from crime_pipeline.lib.lake import LakeLayout
+from crime_pipeline.lib.lake import storage
+from crime_pipeline.lib.lake.parquet import iter_parquet, parquet_metadata, parquet_rows, read_parquet
+from crime_pipeline.lib.lake.catalog import producers_of
+from crime_pipeline.lib.lake.layout import LakeLayout
 from crime_pipeline.resources import LakeResource
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from crime_pipeline.lib.storage import open_read
+from crime_pipeline.lib.lake.storage import open_read
 
 _TYPE_NAMES = {"b": "bool", "i": "int", "u": "int", "f": "float", "M": "datetime", "O": "string"}
 

@@ -15,20 +15,14 @@ from sklearn.metrics import accuracy_score, log_loss
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads
 from crime_pipeline.deploy_tags import CPU_TRAINING, GPU_TRAINING
-from crime_pipeline.lib.artifacts import predict_proba, save_model
-from crime_pipeline.lib.cities import model_name, primary_city
-from crime_pipeline.lib.faults import fault_point
-from crime_pipeline.lib.mlp import MLPSettings, train_mlp
-from crime_pipeline.lib.mlp import predict_proba as mlp_predict_proba
-from crime_pipeline.lib.splits import city_parts
-from crime_pipeline.lib.storage import read_bytes
-from crime_pipeline.lib.training import (
-    DEFAULT_MAX_TRAIN_ROWS,
-    matrices,
-    stratified_sample,
-    train_gbdt,
-    train_logistic_regression,
-)
+from crime_pipeline.lib.models.artifacts import predict_proba, save_model
+from crime_pipeline.lib.cities.profiles import model_name, primary_city
+from crime_pipeline.lib.lake.faults import fault_point
+from crime_pipeline.lib.models.mlp import MLPSettings, train_mlp
+from crime_pipeline.lib.models.mlp import predict_proba as mlp_predict_proba
+from crime_pipeline.lib.features.splits import city_parts
+from crime_pipeline.lib.lake.storage import read_bytes
+from crime_pipeline.lib.models.training import DEFAULT_MAX_TRAIN_ROWS, matrices, stratified_sample, train_gbdt, train_logistic_regression
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
 # A training step that runs past this is stuck or thrashing; run monitoring ends the run.

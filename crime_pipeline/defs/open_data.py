@@ -10,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from crime_pipeline.deploy_tags import LIGHT
-from crime_pipeline.lib.atomic import write_json, write_text
-from crime_pipeline.lib.cities import default_profile
-from crime_pipeline.lib.lake import read_json
-from crime_pipeline.lib.soda import SodaError, fetch_updated_since, newest_update, rows_to_csv
+from crime_pipeline.lib.lake.atomic import write_json, write_text
+from crime_pipeline.lib.cities.profiles import default_profile
+from crime_pipeline.lib.lake.documents import read_json
+from crime_pipeline.lib.ingest.open_data import SodaError, fetch_updated_since, newest_update, rows_to_csv
 from crime_pipeline.resources import LakeResource, OpenDataResource
 
 DEFAULT_CRON = "0 6 * * *"  # daily, 06:00 Buffalo time

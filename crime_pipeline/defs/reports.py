@@ -12,25 +12,27 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from crime_pipeline import synthetic
+from crime_pipeline.lib import synthetic
 from crime_pipeline.defs.automation_conditions import REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.metadata import content_version
 from crime_pipeline.defs.models import per_city
 from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.deploy_tags import LIGHT, TABLE
-from crime_pipeline.lib.artifacts import KINDS, load_model, predict_proba, publish_model
-from crime_pipeline.lib.atomic import publish, reject, rejected_path, staged_path, write_json, write_parquet, write_text
-from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, model_name, primary_city
-from crime_pipeline.lib.evaluation import comparison_markdown, comparison_rows, evaluate, markdown_table
-from crime_pipeline.lib.faults import fault_point
-from crime_pipeline.lib.features import FEATURE_COLUMNS
-from crime_pipeline.lib.figures import draw_figures, figure_names
-from crime_pipeline.lib.lake import LakeLayout, read_json
-from crime_pipeline.lib.report import render_report
-from crime_pipeline.lib.splits import city_parts
-from crime_pipeline.lib.storage import exists, read_bytes
-from crime_pipeline.lib.training import matrices
+from crime_pipeline.lib.models.artifacts import KINDS, load_model, predict_proba, publish_model
+from crime_pipeline.lib.lake.atomic import publish, reject, rejected_path, staged_path, write_json, write_text
+from crime_pipeline.lib.lake.parquet import write_parquet
+from crime_pipeline.lib.cities.profiles import DEFAULT_CITY, get_profile, model_name, primary_city
+from crime_pipeline.lib.reports.evaluation import comparison_markdown, comparison_rows, evaluate, markdown_table
+from crime_pipeline.lib.lake.faults import fault_point
+from crime_pipeline.lib.features.table import FEATURE_COLUMNS
+from crime_pipeline.lib.reports.figures import draw_figures, figure_names
+from crime_pipeline.lib.lake.layout import LakeLayout
+from crime_pipeline.lib.lake.documents import read_json
+from crime_pipeline.lib.reports.html import render_report
+from crime_pipeline.lib.features.splits import city_parts
+from crime_pipeline.lib.lake.storage import exists, read_bytes
+from crime_pipeline.lib.models.training import matrices
 from crime_pipeline.resources import LakeResource
 
 PLAUSIBLE_ACCURACY = 0.8  # nine crime types from time and place do not honestly allow more

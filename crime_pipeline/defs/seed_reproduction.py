@@ -6,9 +6,9 @@ import numpy as np
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.deploy_tags import CPU_TRAINING
-from crime_pipeline.lib.atomic import write_json
-from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile, primary_city
-from crime_pipeline.lib.seed_method import DISGUISES, SeedSettings, check_labels, markdown, reproduce, sample_index
+from crime_pipeline.lib.lake.atomic import write_json
+from crime_pipeline.lib.cities.profiles import DEFAULT_CITY, get_profile, primary_city
+from crime_pipeline.lib.reports.seed_method import DISGUISES, SeedSettings, check_labels, markdown, reproduce, sample_index
 from crime_pipeline.resources import LakeResource, TorchDeviceResource
 
 RESULT_FILE = "seed_reproduction.json"

@@ -7,10 +7,11 @@ import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
-from crime_pipeline.lib.atomic import remove_stale_temp_files
-from crime_pipeline.lib.lake import partition_key_for, scan_incoming
-from crime_pipeline.lib.reading import sha256_file
-from crime_pipeline.lib.storage import fingerprint
+from crime_pipeline.lib.lake.atomic import remove_stale_temp_files
+from crime_pipeline.lib.lake.layout import partition_key_for
+from crime_pipeline.lib.lake.ledger import scan_incoming
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
+from crime_pipeline.lib.lake.storage import fingerprint
 from crime_pipeline.resources import LakeResource
 
 # Sensors run by default; CRIME_PIPELINE_SENSORS=stopped starts them off (to drive runs by hand or in tests).

@@ -18,13 +18,13 @@ from crime_pipeline.defs.lake_io import declared_reads
 from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.defs.metadata import column_lineage, content_version, same_name_lineage, table_metadata
 from crime_pipeline.deploy_tags import PER_FILE, TABLE
-from crime_pipeline.lib.atomic import (parquet_batch_writer, parquet_rows, publish, read_table, reject, rejected_path,
-                                       staged_path, write_json)
-from crime_pipeline.lib.cities import DEFAULT_CITY, get_profile
-from crime_pipeline.lib.faults import fault_point
-from crime_pipeline.lib.lake import record_validated, split_by_status
-from crime_pipeline.lib.quality import accounting_problems, quality_report
-from crime_pipeline.lib.validation import KEY_COLUMNS, RULES, ValidationTotals, local_time, supersede, validate_incidents
+from crime_pipeline.lib.lake.parquet import parquet_batch_writer, parquet_rows, read_table
+from crime_pipeline.lib.lake.atomic import publish, reject, rejected_path, staged_path, write_json
+from crime_pipeline.lib.cities.profiles import DEFAULT_CITY, get_profile
+from crime_pipeline.lib.lake.faults import fault_point
+from crime_pipeline.lib.lake.ledger import record_validated, split_by_status
+from crime_pipeline.lib.validate.quality import accounting_problems, quality_report
+from crime_pipeline.lib.validate.validation import KEY_COLUMNS, RULES, ValidationTotals, local_time, supersede, validate_incidents
 from crime_pipeline.resources import LakeResource
 
 

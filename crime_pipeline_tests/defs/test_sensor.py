@@ -1,0 +1,128 @@
+"""The new-file sensor: one partition and run per content, nothing touched that must not be."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+import pytest
+
+from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG
+from crime_pipeline.defs.sensors import incoming_file_sensor
+from crime_pipeline.lib.lake.layout import partition_key_for
+from crime_pipeline.lib.lake.ledger import record_ingested, record_validated
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
+from crime_pipeline.resources import LakeResource
+from crime_pipeline_tests.conftest import API_SAMPLE
+
+
+class Ticker:
+    """Successive sensor ticks that carry the cursor, as the daemon does."""
+
+    def __init__(self, instance, lake, cursor=None):
+        self.instance, self.lake, self.cursor = instance, lake, cursor
+
+    def tick(self) -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
+                                          resources={"lake": LakeResource(root=str(self.lake.root))})
+        result = incoming_file_sensor(context)
+        self.cursor = result.cursor
+        return result
+
+
+@pytest.fixture
+def ticker(instance, lake) -> Ticker:
+    return Ticker(instance, lake)
+
+
+def test_a_new_file_becomes_one_partition_and_run_once_its_size_is_stable(ticker, lake):
+    path = lake.incoming / "export.csv"
+    path.write_bytes(API_SAMPLE.read_bytes())
+    assert ticker.tick().run_requests == []  # first sight: wait one tick
+    result = ticker.tick()
+    key = partition_key_for(sha256_file(path))
+    [request] = result.run_requests
+    assert request.run_key == key and request.partition_key == key
+    assert request.tags[SOURCE_FILE_TAG] == "export.csv"
+    assert result.dynamic_partitions_requests[0].partition_keys == [key]
+
+
+def test_a_file_still_being_written_waits(ticker, lake):
+    path = lake.incoming / "growing.csv"
+    data = API_SAMPLE.read_bytes()
+    path.write_bytes(data[:5000])
+    ticker.tick()
+    with open(path, "ab") as fh:
+        fh.write(data[5000:])
+    assert ticker.tick().run_requests == []  # the size changed since the last tick
+    assert len(ticker.tick().run_requests) == 1
+
+
+def test_same_bytes_under_two_names_are_requested_once(ticker, lake):
+    (lake.incoming / "a.csv").write_bytes(API_SAMPLE.read_bytes())
+    (lake.incoming / "b.csv").write_bytes(API_SAMPLE.read_bytes())
+    ticker.tick()
+    assert len(ticker.tick().run_requests) == 1
+
+
+def test_the_ledger_not_the_run_history_decides(lake):
+    """A wiped DAGSTER_HOME (fresh instance, no cursor) must not ingest a known file again."""
+    path = lake.incoming / "known.csv"
+    path.write_bytes(API_SAMPLE.read_bytes())
+    digest = sha256_file(path)
+    record_ingested(lake, partition_key_for(digest), {"file": "known.csv", "sha256": digest, "bytes": 1, "rows_read": 200})
+    record_validated(lake, partition_key_for(digest), {"valid": 194, "quarantined": 6})
+    with dg.instance_for_test() as fresh:
+        ticker = Ticker(fresh, lake)
+        ticker.tick()
+        assert ticker.tick().run_requests == []
+
+
+def test_a_file_read_but_never_validated_is_retried_a_few_times(ticker, lake, instance):
+    from dagster._core.test_utils import create_run_for_test
+
+    path = lake.incoming / "crashed.csv"
+    path.write_bytes(API_SAMPLE.read_bytes())
+    key = partition_key_for(sha256_file(path))
+    record_ingested(lake, key, {"file": "crashed.csv", "sha256": sha256_file(path), "bytes": 1, "rows_read": 200})
+    ticker.tick()
+    [first] = ticker.tick().run_requests
+    assert first.run_key == key
+    create_run_for_test(instance, job_name="ingest_file", tags={"dagster/partition": key},
+                        status=dg.DagsterRunStatus.STARTED)
+    assert ticker.tick().run_requests == []  # never while a run for the file is still going
+    for attempt in (1, 2):
+        [run] = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        instance.report_run_failed(run)
+        [retry] = ticker.tick().run_requests
+        assert retry.run_key == f"{key}:retry{attempt}"
+        create_run_for_test(instance, job_name="ingest_file", tags={"dagster/partition": key},
+                            status=dg.DagsterRunStatus.STARTED)
+    [run] = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    instance.report_run_failed(run)
+    assert ticker.tick().run_requests == []  # given up after a few tries: the error log names the file
+
+
+def test_files_that_must_not_be_touched_are_logged_and_left_alone(ticker, lake, tmp_path, capfd):
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes(API_SAMPLE.read_bytes())
+    os.symlink(outside, lake.incoming / "link.csv")
+    (lake.incoming / "notes.txt").write_text("not data")
+    (lake.incoming / "bad\x07name.csv").write_bytes(API_SAMPLE.read_bytes())
+    (lake.incoming / ".hidden.csv").write_bytes(API_SAMPLE.read_bytes())
+    (lake.incoming / "folder.csv").mkdir()
+    before = {p.name: (p.is_symlink(), p.lstat().st_mtime_ns, p.lstat().st_size) for p in lake.incoming.iterdir()}
+    ticker.tick()
+    assert ticker.tick().run_requests == []
+    after = {p.name: (p.is_symlink(), p.lstat().st_mtime_ns, p.lstat().st_size) for p in lake.incoming.iterdir()}
+    assert after == before
+    logged = capfd.readouterr().err
+    assert "'link.csv': it is a symbolic link" in logged
+    assert "'notes.txt': it is not a .csv file" in logged
+    assert "unsafe name" in logged and "'folder.csv': it is not a regular file" in logged
+
+
+def test_ordinary_download_names_are_accepted(ticker, lake):
+    (lake.incoming / "Crime Incidents (1) – 2025.csv").write_bytes(API_SAMPLE.read_bytes())
+    ticker.tick()
+    assert len(ticker.tick().run_requests) == 1

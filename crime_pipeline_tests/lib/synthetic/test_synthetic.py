@@ -1,0 +1,172 @@
+"""The built-in generator: deterministic, real shares, real dirt, and an exact posterior."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crime_pipeline.lib import synthetic
+from crime_pipeline.lib.cities.columns import CLASSES
+
+
+@pytest.fixture(scope="module")
+def generated() -> synthetic.GeneratedIncidents:
+    return synthetic.generate_incidents(40_000, seed=11)
+
+
+def test_same_seed_same_rows_other_seed_other_rows(generated):
+    again = synthetic.generate_incidents(40_000, seed=11)
+    pd.testing.assert_frame_equal(generated.frame, again.frame)
+    other = synthetic.generate_incidents(40_000, seed=12)
+    assert not generated.frame["Case Number"].equals(other.frame["Case Number"])
+
+
+def test_export_layout(generated):
+    frame = generated.frame
+    assert tuple(frame.columns) == synthetic.EXPORT_COLUMNS
+    assert len(frame) == 40_000
+    clean = frame[generated.dirt == "clean"]
+    assert clean["Incident Datetime"].str.fullmatch(r"\d\d/\d\d/20\d\d \d\d:\d\d:\d\d [AP]M").all()
+    assert clean["Incident ID"].isna().all() and clean["updated_at"].isna().all()
+    when = pd.to_datetime(clean["Incident Datetime"], format=synthetic.DATETIME_FORMAT)
+    assert when.dt.year.min() == 2009 and when.dt.year.max() == 2025
+    lat = clean["Latitude"].astype(float)
+    assert lat.between(synthetic.LAT_MIN, synthetic.LAT_MAX).all()
+
+
+def test_label_shares_match_the_real_data(generated):
+    labels = pd.Series(generated.true_label)
+    shares = labels.value_counts(normalize=True).reindex(CLASSES).to_numpy()
+    n = len(labels)
+    tolerance = 4 * np.sqrt(synthetic.PRIORS * (1 - synthetic.PRIORS) / n)  # four standard errors
+    assert np.all(np.abs(shares - synthetic.PRIORS) < tolerance), dict(zip(CLASSES, shares))
+
+
+def test_dirt_is_present_at_the_stated_rates(generated):
+    counts = pd.Series(generated.dirt).value_counts()
+    base = 40_000 - counts["reissued_newer"]
+    for rule, rate in synthetic.DIRT_RATES.items():
+        assert counts[rule] == round(base * rate), rule
+    assert counts["reissued_newer"] == round(40_000 * synthetic.REISSUED_RATE)
+    frame = generated.frame
+    assert (frame["neighborhood"] == "UNKNOWN").mean() > 0.02
+    legacy_upper = frame["Incident Type Primary"].str.isupper()
+    assert legacy_upper.any() and (~legacy_upper).any()  # UPPERCASE and Title Case both occur
+    clean = frame[generated.dirt == "clean"]
+    hour = pd.to_datetime(clean["Incident Datetime"], format=synthetic.DATETIME_FORMAT).dt.hour
+    assert (clean["Hour of Day"].astype(int) != hour).sum() > 0
+    assert (clean["Incident Datetime"].str.endswith("12:00:00 PM")).mean() > 0.05
+
+
+def test_label_leaks_through_primary_type(generated):
+    """The export carries the label in disguise, as the real one does."""
+    frame = generated.frame[generated.dirt == "clean"]
+    purity = frame.groupby(frame["Incident Type Primary"].str.upper())["Parent Incident Type"].agg(
+        lambda s: s.str.casefold().value_counts(normalize=True).iloc[0]
+    )
+    assert purity.min() > 0.95
+
+
+def _clean_posterior(generated) -> tuple[np.ndarray, np.ndarray]:
+    clean = generated.frame[generated.dirt == "clean"]
+    when = pd.to_datetime(clean["Incident Datetime"], format=synthetic.DATETIME_FORMAT)
+    post = synthetic.posterior(clean["Latitude"].astype(float), clean["Longitude"].astype(float), when)
+    truth = pd.Series(generated.true_label[generated.dirt == "clean"]).map(CLASSES.index).to_numpy()
+    return post, truth
+
+
+def _z(values: np.ndarray) -> float:
+    """How many standard errors the mean of `values` is from 0 (sample standard deviation)."""
+    return float(values.mean() / (values.std(ddof=1) / np.sqrt(len(values))))
+
+
+def posterior_z_scores(post: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """z-scores that are all small when `post` is the true P(type | fields) of rows drawn with `truth`.
+
+    - entropy: log P(true type) and minus the posterior's entropy have the same expectation;
+    - class k: the mean P(k) equals the frequency of k;
+    - top bin: among rows whose most probable type has probability in the bin, that probability
+      equals how often that type is the true one.
+    """
+    n = len(truth)
+    logp = np.log(post)
+    scores = {"entropy": _z(logp[np.arange(n), truth] - (post * logp).sum(axis=1))}
+    onehot = np.eye(post.shape[1])[truth]
+    for k, name in enumerate(CLASSES):
+        scores[f"class {name}"] = _z(post[:, k] - onehot[:, k])
+    top = post.max(axis=1)
+    hit = (post.argmax(axis=1) == truth).astype(float)
+    for low, high in ((0.0, 0.4), (0.4, 0.5), (0.5, 0.6), (0.6, 0.8), (0.8, 1.01)):
+        in_bin = (top >= low) & (top < high)
+        assert in_bin.sum() > 200, (low, high, in_bin.sum())  # every bin is populated enough to test
+        scores[f"top in [{low}, {high})"] = _z(top[in_bin] - hit[in_bin])
+    return scores
+
+
+def test_posterior_is_exact_on_clean_rows(generated):
+    post, truth = _clean_posterior(generated)
+    assert post.shape == (len(truth), len(CLASSES))
+    np.testing.assert_allclose(post.sum(axis=1), 1.0)
+    scores = posterior_z_scores(post, truth)
+    assert max(abs(z) for z in scores.values()) < 4, scores
+    bayes_loss = -np.log(post[np.arange(len(truth)), truth]).mean()
+    prior_loss = -np.log(synthetic.PRIORS[truth]).mean()
+    assert bayes_loss < prior_loss - 0.1
+    assert (post.argmax(axis=1) == truth).mean() > (truth == 0).mean() + 0.03
+
+
+@pytest.mark.parametrize("power", [0.8, 1.25])
+def test_the_posterior_checks_catch_a_tempered_posterior(generated, power):
+    """The checks above are not blind: a slightly over- or under-confident posterior fails them."""
+    post, truth = _clean_posterior(generated)
+    tempered = post**power
+    tempered /= tempered.sum(axis=1, keepdims=True)
+    scores = posterior_z_scores(tempered, truth)
+    assert max(abs(z) for z in scores.values()) > 5, scores
+
+
+def test_the_exact_place_carries_information(generated, monkeypatch):
+    """Forgetting the micro-places' point masses leaves a calibrated but clearly worse posterior:
+    a model that cannot resolve single places falls visibly short of the limit."""
+    post, truth = _clean_posterior(generated)
+    monkeypatch.setitem(synthetic.MODEL, "micro_pi", np.zeros_like(synthetic.MODEL["micro_pi"]))
+    blind, _ = _clean_posterior(generated)
+    rows = np.arange(len(truth))
+    assert -np.log(blind[rows, truth]).mean() > -np.log(post[rows, truth]).mean() + 0.05
+
+
+def test_micro_places_concentrate_incidents(generated):
+    """Like geocoded-to-the-block exports: nearly half the incidents share exact coordinates with
+    others, at a few hundred places."""
+    clean = generated.frame[generated.dirt == "clean"]
+    exact = clean[clean["Incident Datetime"].str.slice(6, 10).astype(int) < synthetic.ROUNDED_FROM_YEAR]
+    counts = (exact["Latitude"] + "," + exact["Longitude"]).value_counts()
+    shared = counts[counts >= 5]
+    assert 0.35 < shared.sum() / len(exact) < 0.5, shared.sum() / len(exact)
+    assert 300 < len(shared) <= len(synthetic.MODEL["micro_comp"])
+
+
+def test_generator_version_is_a_hash_of_the_parameters(monkeypatch):
+    assert re.fullmatch(r"[0-9a-f]{16}", synthetic.GENERATOR_VERSION)
+    assert synthetic._version(synthetic.MODEL) == synthetic.GENERATOR_VERSION
+    changed = dict(synthetic.MODEL, weights=synthetic.MODEL["weights"] * 1.0001)
+    assert synthetic._version(changed) != synthetic.GENERATOR_VERSION
+    monkeypatch.setitem(synthetic.DIRT_RATES, "coordinates_missing", 0.02)
+    assert synthetic._version(synthetic.MODEL) != synthetic.GENERATOR_VERSION
+
+
+def test_generation_rejects_nonsense():
+    with pytest.raises(ValueError, match="rows"):
+        synthetic.generate_incidents(0)
+
+
+def test_written_csv_reads_back(tmp_path):
+    data = synthetic.generate_incidents(500, seed=3)
+    path = synthetic.write_export_csv(data, tmp_path / "x.csv")
+    back = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert list(back.columns) == list(synthetic.EXPORT_COLUMNS)
+    assert back["Case Number"].tolist() == data.frame["Case Number"].fillna("").tolist()
+    assert re.match(r"\d\d-\d{7}", back["Case Number"].iloc[0])
