@@ -11,7 +11,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from crime_pipeline.defs.lake_io import DeclaredReads
+from crime_pipeline.lib.lake.reads import DeclaredReads
 from crime_pipeline.lib.lake.catalog import PUBLISHED_BY
 
 

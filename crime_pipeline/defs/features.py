@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
-from crime_pipeline.defs.lake_io import declared_reads
+from crime_pipeline.defs.lake_io import declared_reads, reads_metadata
 from crime_pipeline.defs.metadata import column_lineage, content_version, table_metadata
 from crime_pipeline.deploy_tags import TABLE
 from crime_pipeline.lib.lake.parquet import iter_parquet, parquet_batch_writer, parquet_metadata, parquet_rows, read_parquet
@@ -129,7 +129,7 @@ def incident_features(context: dg.AssetExecutionContext, lake: LakeResource):
             "classes": ", ".join(get_profile(primary_city(cities)).class_names),
             "cities": ", ".join(cities),
             "published": passed,
-            **reads.metadata(),
+            **reads_metadata(reads),
             "dagster/column_lineage": column_lineage(
                 {col: [("incidents", src) for src in FEATURE_LINEAGE[col]] for col in sample.columns if col in FEATURE_LINEAGE}
                 | {c: [("incidents", c)] for c in ("case_number", "incident_datetime", "label")}
@@ -244,7 +244,7 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, lake:
             **{f"rows/{p}": i["rows"] for p, i in summary["parts"].items()},
             "parts": dg.MetadataValue.json(summary["parts"]),
             "class_counts": dg.MetadataValue.md(counts.astype(int).to_markdown()),
-            **reads.metadata(),
+            **reads_metadata(reads),
         },
         data_version=dg.DataVersion(summary["data_version"]),
     )

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from crime_pipeline.defs.lake_io import declared_reads
+from crime_pipeline.defs.lake_io import declared_reads, reads_metadata
 from crime_pipeline.defs.metadata import table_metadata
 from crime_pipeline.deploy_tags import PER_FILE
 from crime_pipeline.lib.lake.parquet import parquet_batch_writer
@@ -121,6 +121,6 @@ def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             "ingestion_order": entry["seq"],
             "original_headers": ", ".join(read.original_headers),
             "records_counted": entry["records_counted"],
-            **reads.metadata(),
+            **reads_metadata(reads),
         }
     )

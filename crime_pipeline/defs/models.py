@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, log_loss
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
-from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads
+from crime_pipeline.defs.lake_io import DeclaredReads, declared_reads, reads_metadata
 from crime_pipeline.deploy_tags import CPU_TRAINING, GPU_TRAINING
 from crime_pipeline.lib.models.artifacts import predict_proba, save_model
 from crime_pipeline.lib.cities.profiles import model_name, primary_city
@@ -82,7 +82,7 @@ def _fit_per_city(context, lake: LakeResource, reads: DeclaredReads, kind: str, 
         data_version=dg.DataVersion("".join(r["weights"][:16] for r in results.values())[:64]),
         metadata={**primary["metrics"], "candidate": dg.MetadataValue.path(str(primary["path"])),
                   "data_version": info["data_version"], "cities": dg.MetadataValue.md(table),
-                  **{f"sampling/{k}": v for k, v in sampling.items()}, **reads.metadata()},
+                  **{f"sampling/{k}": v for k, v in sampling.items()}, **reads_metadata(reads)},
     )
 
 

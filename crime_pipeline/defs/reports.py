@@ -14,7 +14,7 @@ import pandas as pd
 
 from crime_pipeline.lib import synthetic
 from crime_pipeline.defs.automation_conditions import REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED, REFRESH_WHEN_UPSTREAM_CHANGES
-from crime_pipeline.defs.lake_io import declared_reads
+from crime_pipeline.defs.lake_io import declared_reads, reads_metadata
 from crime_pipeline.defs.metadata import content_version
 from crime_pipeline.defs.models import per_city
 from crime_pipeline.defs.open_data import freshness_after_pull
@@ -108,7 +108,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
         metadata={"features_not_allowed": dg.MetadataValue.json(bad_features), "trained_on_other_data": ", ".join(stale) or "none"})
     if bad_features or stale:
         context.log.error(f"not evaluating or publishing: features not allowed {bad_features}, stale {stale}")
-        yield dg.MaterializeResult(asset_key="model_evaluation", metadata={"published": False, **reads.metadata()})
+        yield dg.MaterializeResult(asset_key="model_evaluation", metadata={"published": False, **reads_metadata(reads)})
         yield yield_features
         return
 
@@ -170,7 +170,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
             "bayes_limit": "known (generated data)" if generated else "not applicable: real data, the posterior is unknown",
             **{f"{k}/accuracy": m["accuracy"] for k, m in doc["models"].items()},
             **({"bayes/accuracy": doc["bayes"]["accuracy"]} if doc["bayes"] else {}),
-            **reads.metadata(),
+            **reads_metadata(reads),
             **({"mlp_tradeoff": dg.MetadataValue.md(doc["mlp_tradeoff"])} if doc.get("mlp_tradeoff") else {}),
         }
     )
@@ -236,7 +236,7 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
             **{path.stem: dg.MetadataValue.md(
                 f"![{caption}](data:image/png;base64,{base64.b64encode(read_bytes(path)).decode()})\n\n{caption}")
                for path, caption in figure_list(layout, written)},
-            **reads.metadata(),
+            **reads_metadata(reads),
         }
     )
 
@@ -305,7 +305,7 @@ def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             "summary": dg.MetadataValue.md(
                 "\n".join(f"- **{k}**: {v}" for k, v in summary.items()) + "\n\n" + markdown_table(evaluation)),
             "best_accuracy": summary["best_accuracy"],
-            **reads.metadata(),
+            **reads_metadata(reads),
             "majority_accuracy": summary["majority_accuracy"],
         }
     )

@@ -4,7 +4,7 @@ import dagster as dg
 import numpy as np
 
 from crime_pipeline.defs.automation_conditions import REFRESH_WHEN_UPSTREAM_CHANGES
-from crime_pipeline.defs.lake_io import declared_reads
+from crime_pipeline.defs.lake_io import declared_reads, reads_metadata
 from crime_pipeline.deploy_tags import CPU_TRAINING
 from crime_pipeline.lib.lake.atomic import write_json
 from crime_pipeline.lib.cities.profiles import DEFAULT_CITY, get_profile, primary_city
@@ -73,7 +73,7 @@ def seed_reproduction(context: dg.AssetExecutionContext, config: SeedReproductio
             "rows_used": doc["rows"]["used"],
             "seconds": doc["seconds"],
             "device": device,
-            **reads.metadata(),
+            **reads_metadata(reads),
         }
     )
 

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from crime_pipeline.defs.automation_conditions import MERGE_WHEN_ANY_FILE_CHANGES, REFRESH_WHEN_UPSTREAM_CHANGES
 from crime_pipeline.defs.ingestion import incoming_files, raw_incidents
-from crime_pipeline.defs.lake_io import declared_reads
+from crime_pipeline.defs.lake_io import declared_reads, reads_metadata
 from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.defs.metadata import column_lineage, content_version, same_name_lineage, table_metadata
 from crime_pipeline.deploy_tags import PER_FILE, TABLE
@@ -134,7 +134,7 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
                   "rows_read": totals.rows_read, "published": balanced,
                   "validated_as_of": str(ingestion_time(entry)), "city": profile.key,
                   "dagster/column_lineage": column_lineage(lineage),
-                  **{f"flag/{k}": v for k, v in totals.flags.items()}, **reads.metadata()},
+                  **{f"flag/{k}": v for k, v in totals.flags.items()}, **reads_metadata(reads)},
     )
     yield dg.MaterializeResult(
         asset_key="incident_quarantine",
@@ -239,7 +239,7 @@ def incidents(context: dg.AssetExecutionContext, lake: LakeResource):
             "files": len(summaries),
             "pending_files": len(pending),
             "data_quality": dg.MetadataValue.json(report),
-            **reads.metadata(),
+            **reads_metadata(reads),
         },
         data_version=content_version(target if passed else rejected_path(target)),
     )

@@ -13,7 +13,7 @@ import pytest
 
 from crime_pipeline.defs import features as feature_defs
 from crime_pipeline.defs import validation as validation_defs
-from crime_pipeline.defs.lake_io import DeclaredReads, UndeclaredReadError
+from crime_pipeline.lib.lake.reads import DeclaredReads, UndeclaredReadError
 from crime_pipeline.lib.lake.catalog import producers_of
 from crime_pipeline.lib.features.table import build_feature_table
 from crime_pipeline.lib.lake.layout import LakeLayout
