@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -38,19 +38,31 @@ from benchmarks.ingestion import ALONE, PARTS, measure_parts
 from benchmarks.report import REPO, Section, git_state, machine, table
 from benchmarks.stages import run_stages
 from crime_pipeline.lib import synthetic
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.lib.lake.atomic import write_json
 from crime_pipeline.lib.lake.layout import LakeLayout
 from crime_pipeline.lib.lake.ledger import record_generated
-from crime_pipeline.lib.ingest.raw_csv import sha256_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # --quick keeps every code path but refreshes only `incidents` after the new month: a third pass
 # over the whole graph would double its time, and its numbers mean nothing anyway.
 # --quick measures the memory of the first two stages only (each stage is a fresh process: imports cost).
-QUICK = {"rows": 3_000, "parse_repeats": 1, "seed_epochs": 2, "mlp": {"rows": 20_000, "epochs": 1, "rounds": 1}, "refresh": "incidents",
-         "stages": ["generate", "ingest+validate"]}
-FULL = {"rows": synthetic.DEFAULT_ROWS, "parse_repeats": 3, "seed_epochs": 15, "mlp": {"rows": 200_000, "epochs": 3, "rounds": 3},
-        "refresh": None, "stages": None}
+QUICK = {
+    "rows": 3_000,
+    "parse_repeats": 1,
+    "seed_epochs": 2,
+    "mlp": {"rows": 20_000, "epochs": 1, "rounds": 1},
+    "refresh": "incidents",
+    "stages": ["generate", "ingest+validate"],
+}
+FULL = {
+    "rows": synthetic.DEFAULT_ROWS,
+    "parse_repeats": 3,
+    "seed_epochs": 15,
+    "mlp": {"rows": 200_000, "epochs": 3, "rounds": 3},
+    "refresh": None,
+    "stages": None,
+}
 MONTH_ROWS_PER_FILE_ROW = 1.3  # generate 1.3x the default file's rows: its busiest recent month holds about 2,000
 
 
@@ -58,8 +70,11 @@ def generate(layout: LakeLayout, rows: int, seed: int) -> Path:
     """The default file, as `crime-pipeline generate` writes and records it."""
     path = layout.incoming / f"buffalo_synthetic_{rows}_seed{seed}.csv"
     synthetic.write_export_csv(synthetic.generate_incidents(rows, seed), path)
-    record_generated(layout, sha256_file(path), {"file": path.name, "rows": rows, "seed": seed,
-                                                 "generator_version": synthetic.GENERATOR_VERSION})
+    record_generated(
+        layout,
+        sha256_file(path),
+        {"file": path.name, "rows": rows, "seed": seed, "generator_version": synthetic.GENERATOR_VERSION},
+    )
     return path
 
 
@@ -106,7 +121,10 @@ def measure(work: Path, rows: int, seed: int, plan: dict, echo) -> dict:
     """Every measurement; raw numbers only (sections are built from them)."""
     from benchmarks import mlp_throughput
 
-    dagster_lake, direct_lake = LakeLayout(work / "dagster" / "lake").ensure(), LakeLayout(work / "direct" / "lake").ensure()
+    dagster_lake, direct_lake = (
+        LakeLayout(work / "dagster" / "lake").ensure(),
+        LakeLayout(work / "direct" / "lake").ensure(),
+    )
     home = work / "dagster" / "home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
@@ -115,10 +133,18 @@ def measure(work: Path, rows: int, seed: int, plan: dict, echo) -> dict:
     shutil.copy(default, direct_lake.incoming / default.name)
     shutil.copy(dagster_lake.generated_manifest, direct_lake.generated_manifest)
     month, month_name, month_rows = new_month(work, rows, seed)
-    record_generated(dagster_lake, sha256_file(month), {"file": month.name, "rows": month_rows, "seed": seed + 1,
-                                                        "generator_version": synthetic.GENERATOR_VERSION})
-    out: dict = {"generate_s": time.perf_counter() - started, "rows": rows, "file": default.name,
-                 "file_mb": default.stat().st_size / 1e6, "month": {"month": month_name, "rows": month_rows}}
+    record_generated(
+        dagster_lake,
+        sha256_file(month),
+        {"file": month.name, "rows": month_rows, "seed": seed + 1, "generator_version": synthetic.GENERATOR_VERSION},
+    )
+    out: dict = {
+        "generate_s": time.perf_counter() - started,
+        "rows": rows,
+        "file": default.name,
+        "file_mb": default.stat().st_size / 1e6,
+        "month": {"month": month_name, "rows": month_rows},
+    }
     echo(f"generated {rows:,} rows and a month of {month_rows:,} ({out['generate_s']:.0f} s)")
 
     out["pyarrow_read_csv_s"] = parse_seconds(default, 3)
@@ -127,18 +153,56 @@ def measure(work: Path, rows: int, seed: int, plan: dict, echo) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_PG_URL", "CRIME_PIPELINE_FAULT")}
     env.update(CRIME_PIPELINE_LAKE=str(dagster_lake.root), DAGSTER_HOME=str(home), CRIME_PIPELINE_SENSORS="stopped")
     echo("the graph through Dagster: crime-pipeline run, a new month, a rebuild of ingestion ...")
-    child([sys.executable, "-m", "benchmarks.graph", "--month", str(month), "--rebuild-root", str(work / "rebuild"),
-           "--json", str(work / "graph.json"), "--launched-at", str(time.time()),
-           *(["--refresh", plan["refresh"]] if plan["refresh"] else [])], env, work / "graph.log")
+    child(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.graph",
+            "--month",
+            str(month),
+            "--rebuild-root",
+            str(work / "rebuild"),
+            "--json",
+            str(work / "graph.json"),
+            "--launched-at",
+            str(time.time()),
+            *(["--refresh", plan["refresh"]] if plan["refresh"] else []),
+        ],
+        env,
+        work / "graph.log",
+    )
     out["refresh_limited_to"] = plan["refresh"]
     out["graph"] = json.loads((work / "graph.json").read_text())
     echo("the same lib/ functions called directly ...")
-    child([sys.executable, "-m", "benchmarks.direct", str(direct_lake.root), "--json", str(work / "direct.json"),
-           "--launched-at", str(time.time())], env, work / "direct.log")
+    child(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.direct",
+            str(direct_lake.root),
+            "--json",
+            str(work / "direct.json"),
+            "--launched-at",
+            str(time.time()),
+        ],
+        env,
+        work / "direct.log",
+    )
     out["direct"] = json.loads((work / "direct.json").read_text())
     echo("the seed's approach as a plain script ...")
-    seed_wall = child([sys.executable, str(REPO / "benchmarks" / "seed_script.py"), str(default), "--epochs",
-                       str(plan["seed_epochs"]), "--json", str(work / "seed.json")], env, work / "seed.log")
+    seed_wall = child(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "seed_script.py"),
+            str(default),
+            "--epochs",
+            str(plan["seed_epochs"]),
+            "--json",
+            str(work / "seed.json"),
+        ],
+        env,
+        work / "seed.log",
+    )
     out["seed_script"] = {**json.loads((work / "seed.json").read_text()), "wall_s": seed_wall}
     echo("MLP throughput ...")
     out["mlp_throughput"] = mlp_throughput.measure(**plan["mlp"])
@@ -156,14 +220,21 @@ def sections(m: dict) -> list[Section]:
     ingestion.add("rows in the file", m["rows"], "rows")
     ingestion.add("pyarrow.csv.read_csv of the file alone (median of 3)", m["pyarrow_read_csv_s"], "s")
     ingestion.add("raw_incidents + validate_file, one partition run through Dagster", default_run, "s")
-    ingestion.add("the same two steps' lib functions, called directly", d["seconds"]["raw_incidents"]
-                  + d["seconds"]["validate_file"], "s")
+    ingestion.add(
+        "the same two steps' lib functions, called directly",
+        d["seconds"]["raw_incidents"] + d["seconds"]["validate_file"],
+        "s",
+    )
     ingestion.ratio("ingestion + validation / pyarrow parse", default_run / m["pyarrow_read_csv_s"], target=("<=", 3.0))
     if m.get("ingestion_parts"):  # results saved before this breakdown existed render without it
         parts = m["ingestion_parts"]
         seconds = parts["seconds"]
-        ingestion.add("the floor: pyarrow alone parses every value as text, writes the raw table, reads it back, "
-                      "writes the valid table, checks nothing", seconds["floor"], "s")
+        ingestion.add(
+            "the floor: pyarrow alone parses every value as text, writes the raw table, reads it back, "
+            "writes the valid table, checks nothing",
+            seconds["floor"],
+            "s",
+        )
         ingestion.ratio("floor / pyarrow parse (best of the same repeats)", parts["floor_to_pyarrow"])
         for name, what in PARTS.items():
             ingestion.add(f"ours, part by part: {what}", seconds[name], "s")
@@ -172,8 +243,11 @@ def sections(m: dict) -> list[Section]:
         ingestion.ratio("ours, sum of the parts / floor", parts["ratio_to_floor"])
 
     seed = Section("seed", "The seed's approach as a plain script")
-    seed.add(f"seed script: {s['epochs']} epochs, batch {s['batch_size']}, DataLoader, {s['torch_threads']} torch threads",
-             s["wall_s"], "s")
+    seed.add(
+        f"seed script: {s['epochs']} epochs, batch {s['batch_size']}, DataLoader, {s['torch_threads']} torch threads",
+        s["wall_s"],
+        "s",
+    )
     seed.add(f"seed script test accuracy (random 80/20 split, {s['test']:,} rows)", s["accuracy"], "accuracy")
     seed.add("seed script test log loss", s["log_loss"], "nats")
     seed.add("our whole `crime-pipeline run` (ingestion to report, 4 models)", g["wall_s"], "s")
@@ -186,8 +260,11 @@ def sections(m: dict) -> list[Section]:
         seed.add("Bayes limit on our test rows, accuracy (the best possible)", ev["bayes"]["accuracy"], "accuracy")
 
     mlp = Section("mlp", "MLP training throughput")
-    mlp.add(f"our train_epoch ({t['rows']:,} rows, batch {t['batch_size']}, {t['threads']} thread(s), {t['device']})",
-            t["ours"], "samples/s")
+    mlp.add(
+        f"our train_epoch ({t['rows']:,} rows, batch {t['batch_size']}, {t['threads']} thread(s), {t['device']})",
+        t["ours"],
+        "samples/s",
+    )
     mlp.add("bare torch loop, same network and tensors", t["bare"], "samples/s")
     mlp.ratio("ours / bare", t["ratio"], target=(">=", 0.8))
 
@@ -196,26 +273,42 @@ def sections(m: dict) -> list[Section]:
     dagster.add("the same lib functions called directly, process launch to end", d["wall_s"], "s")
     dagster.add("of which imports: Dagster side", g["import_s"], "s")
     dagster.add("of which imports: direct side", d["import_s"], "s")
-    dagster.add("time inside the steps, Dagster side (sum of Dagster's step durations)", sum(g["steps_s"].values()), "s")
+    dagster.add(
+        "time inside the steps, Dagster side (sum of Dagster's step durations)", sum(g["steps_s"].values()), "s"
+    )
     dagster.add("time inside the same steps, direct side", sum(d["seconds"].values()), "s")
     parity = max(abs(ev["accuracy"][k] - d["accuracy"][k]) for k in d["accuracy"])
     dagster.add("same work: largest test-accuracy difference between the two", parity, "accuracy")
-    dagster.ratio("overhead: (Dagster - direct) / Dagster", (g["wall_s"] - d["wall_s"]) / g["wall_s"], "fraction",
-                  target=("<=", 0.25))
+    dagster.ratio(
+        "overhead: (Dagster - direct) / Dagster",
+        (g["wall_s"] - d["wall_s"]) / g["wall_s"],
+        "fraction",
+        target=("<=", 0.25),
+    )
 
     incremental = Section("incremental", "Incremental refresh: one new month into the built lake")
     incremental.add(f"new month {m['month']['month']}", g["new_partition_rows"], "rows")
-    incremental.add("ingestion + validation of its partition (`run_pipeline`, nothing downstream)",
-                    g["new_partition_s"], "s")
-    incremental.add(f"full rebuild of ingestion + validation ({g['full_rebuild_files']} files, "
-                    f"{g['full_rebuild_rows']:,} rows, fresh lake)", g["full_rebuild_s"], "s")
-    incremental.ratio("new partition / full rebuild", g["new_partition_s"] / g["full_rebuild_s"], "fraction",
-                      target=("<=", 0.10))
-    incremental.add("of which the partition's own run (Dagster's record, run start to end)",
-                    g["new_partition_run_s"], "s")
+    incremental.add(
+        "ingestion + validation of its partition (`run_pipeline`, nothing downstream)", g["new_partition_s"], "s"
+    )
+    incremental.add(
+        f"full rebuild of ingestion + validation ({g['full_rebuild_files']} files, "
+        f"{g['full_rebuild_rows']:,} rows, fresh lake)",
+        g["full_rebuild_s"],
+        "s",
+    )
+    incremental.ratio(
+        "new partition / full rebuild", g["new_partition_s"] / g["full_rebuild_s"], "fraction", target=("<=", 0.10)
+    )
+    incremental.add(
+        "of which the partition's own run (Dagster's record, run start to end)", g["new_partition_run_s"], "s"
+    )
     limited = f", limited to {m['refresh_limited_to']}" if m.get("refresh_limited_to") else ""
-    incremental.add(f"downstream refresh it triggers ({g['downstream_assets']} assets{limited}), for information",
-                    g["downstream_s"], "s")
+    incremental.add(
+        f"downstream refresh it triggers ({g['downstream_assets']} assets{limited}), for information",
+        g["downstream_s"],
+        "s",
+    )
     found = [ingestion, seed, mlp, dagster, incremental]
     if m.get("stages"):  # results saved before this section existed render without it
         memory = Section("memory", "Peak resident memory per stage, each stage in a fresh process")
@@ -230,10 +323,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small version for CI (its numbers mean nothing)")
     parser.add_argument("--rows", type=int, help="rows of the default file (default: 322,000; 3,000 with --quick)")
     parser.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED)
-    parser.add_argument("--out", type=Path, help="the JSON to write (default: benchmarks/results/latest.json, "
-                                                 "quick.json with --quick)")
-    parser.add_argument("--workdir", type=Path, help="keep the lakes and logs here (default: a temporary folder, removed)")
-    parser.add_argument("--render", type=Path, help="measure nothing: rebuild the table of a saved JSON from its measurements")
+    parser.add_argument(
+        "--out", type=Path, help="the JSON to write (default: benchmarks/results/latest.json, quick.json with --quick)"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the lakes and logs here (default: a temporary folder, removed)"
+    )
+    parser.add_argument(
+        "--render", type=Path, help="measure nothing: rebuild the table of a saved JSON from its measurements"
+    )
     args = parser.parse_args(argv)
     if args.render:
         doc = json.loads(args.render.read_text())
@@ -260,24 +358,29 @@ def main(argv: list[str] | None = None) -> int:
     found = sections(measured)
     host["load_average_1m_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     doc = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m benchmarks" + (" --quick" if args.quick else ""),
         "quick": args.quick,
         "rows": rows,
         "wall_s": round(time.perf_counter() - started, 1),
         "git": git,
-        "machine": {**host, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                    "mlp_threads": measured["mlp_throughput"]["threads"],
-                    "seed_script_threads": measured["seed_script"]["torch_threads"]},
+        "machine": {
+            **host,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "mlp_threads": measured["mlp_throughput"]["threads"],
+            "seed_script_threads": measured["seed_script"]["torch_threads"],
+        },
         "sections": [s.to_dict() for s in found],
         "measurements": measured,
     }
     write_json(out, doc)
     print()
     print(table(found))
-    print(f"\n{host['cpu_model']}, {host['cores_usable']} cores, torch {host['torch_threads_default']} threads; "
-          f"commit {(doc['git']['commit'] or 'unknown')[:12]}{' (dirty)' if doc['git']['dirty'] else ''}; "
-          f"{doc['wall_s']:.0f} s in all -> {out}")
+    print(
+        f"\n{host['cpu_model']}, {host['cores_usable']} cores, torch {host['torch_threads_default']} threads; "
+        f"commit {(doc['git']['commit'] or 'unknown')[:12]}{' (dirty)' if doc['git']['dirty'] else ''}; "
+        f"{doc['wall_s']:.0f} s in all -> {out}"
+    )
     return 0
 
 

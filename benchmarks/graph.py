@@ -30,10 +30,10 @@ import dagster as dg  # noqa: E402
 
 from crime_pipeline.cli import main as crime_pipeline  # noqa: E402
 from crime_pipeline.definitions import build_definitions  # noqa: E402
+from crime_pipeline.lib.ingest.raw_csv import sha256_file  # noqa: E402
 from crime_pipeline.lib.lake.atomic import write_bytes, write_json  # noqa: E402
 from crime_pipeline.lib.lake.layout import LakeLayout, partition_key_for  # noqa: E402
 from crime_pipeline.lib.lake.ledger import ingested
-from crime_pipeline.lib.ingest.raw_csv import sha256_file  # noqa: E402
 from crime_pipeline.orchestrate import run_pipeline  # noqa: E402
 
 IMPORTED = time.time()
@@ -96,12 +96,14 @@ def main() -> None:
     out["steps_s"] = step_seconds(instance)
     evaluation = json.loads(layout.report_file("evaluation.json").read_text())
     out["evaluation"] = {
-        "split": evaluation["split"], "n_test": evaluation["n_test"],
+        "split": evaluation["split"],
+        "n_test": evaluation["n_test"],
         "accuracy": {k: m["accuracy"] for k, m in evaluation["models"].items()},
         "log_loss": {k: m["log_loss"] for k, m in evaluation["models"].items()},
         "majority_accuracy": evaluation["baselines"]["majority"]["accuracy"],
         "bayes": {"accuracy": evaluation["bayes"]["accuracy"], "log_loss": evaluation["bayes"]["log_loss"]}
-        if evaluation.get("bayes") else None,
+        if evaluation.get("bayes")
+        else None,
     }
     out["rows_read"] = sum(e["rows_read"] for e in ingested(layout).values())
 

@@ -43,19 +43,22 @@ ALONE = {  # what `read` overlaps, each timed on its own (not summed)
 
 
 def _floor(path: Path, columns: list[str], work: Path) -> None:
-    text = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                          convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}))
+    text = pacsv.read_csv(
+        path,
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}),
+    )
     pq.write_table(text, work / "floor_raw.parquet")
     pq.write_table(pq.read_table(work / "floor_raw.parquet"), work / "floor_valid.parquet")
 
 
 def measure_parts(path: Path, repeats: int = 3, as_of: str = "2026-01-01") -> dict:
     """Seconds of each part (best of `repeats`), their sum, the floor and the ratios."""
-    from crime_pipeline.defs.ingestion import write_raw_table
-    from crime_pipeline.lib.lake.parquet import iter_parquet, parquet_batch_writer
-    from crime_pipeline.lib.ingest.record_count import count_csv_records, counting_records
     from crime_pipeline.lib.ingest.raw_csv import RawCsv, sha256_file, stream_raw_csv
-    from crime_pipeline.lib.validate.validation import validate_incidents
+    from crime_pipeline.lib.ingest.record_count import count_csv_records, counting_records
+    from crime_pipeline.lib.ingest.stages import write_raw_table
+    from crime_pipeline.lib.lake.parquet import iter_parquet, parquet_batch_writer
+    from crime_pipeline.lib.validate.validate import validate_incidents
 
     best: dict[str, float] = {}
 
@@ -88,8 +91,10 @@ def measure_parts(path: Path, repeats: int = 3, as_of: str = "2026-01-01") -> di
             results = timed("validation_rules", lambda: [validate_incidents(b, as_of=as_of) for b in batches])
 
             def write() -> None:
-                with parquet_batch_writer(work / "valid.parquet") as valid, \
-                        parquet_batch_writer(work / "quarantine.parquet") as quarantine:
+                with (
+                    parquet_batch_writer(work / "valid.parquet") as valid,
+                    parquet_batch_writer(work / "quarantine.parquet") as quarantine,
+                ):
                     for result in results:
                         valid.write(result.valid)
                         quarantine.write(result.quarantine)
@@ -98,10 +103,16 @@ def measure_parts(path: Path, repeats: int = 3, as_of: str = "2026-01-01") -> di
         rows = pq.ParquetFile(raw_path).metadata.num_rows
     seconds = {k: round(v, 3) for k, v in best.items()}  # the sum and ratios are of the figures shown
     ours = round(sum(seconds[k] for k in PARTS), 3)
-    return {"file": path.name, "rows": rows, "repeats": repeats, "seconds": seconds, "ours_s": ours,
-            "ratio_to_pyarrow": round(ours / seconds["pyarrow_read_csv"], 2),
-            "floor_to_pyarrow": round(seconds["floor"] / seconds["pyarrow_read_csv"], 2),
-            "ratio_to_floor": round(ours / seconds["floor"], 2)}
+    return {
+        "file": path.name,
+        "rows": rows,
+        "repeats": repeats,
+        "seconds": seconds,
+        "ours_s": ours,
+        "ratio_to_pyarrow": round(ours / seconds["pyarrow_read_csv"], 2),
+        "floor_to_pyarrow": round(seconds["floor"] / seconds["pyarrow_read_csv"], 2),
+        "ratio_to_floor": round(ours / seconds["floor"], 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

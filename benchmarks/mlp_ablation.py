@@ -23,37 +23,58 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
 from crime_pipeline.lib import synthetic
-from crime_pipeline.lib.models.artifacts import predict_proba
-from crime_pipeline.lib.features.table import MODEL_FEATURES, build_feature_table
-from crime_pipeline.lib.models.mlp import MLPSettings, train_mlp
-from crime_pipeline.lib.ingest.raw_csv import read_raw_csv
 from crime_pipeline.lib.features.splits import fit_minmax, temporal_split
+from crime_pipeline.lib.features.table import MODEL_FEATURES, build_feature_table
+from crime_pipeline.lib.ingest.raw_csv import read_raw_csv
+from crime_pipeline.lib.models.artifacts import predict_proba
+from crime_pipeline.lib.models.mlp.settings import MLPSettings
+from crime_pipeline.lib.models.mlp.train import train_mlp
 from crime_pipeline.lib.models.training import matrices, train_gbdt, train_logistic_regression
-from crime_pipeline.lib.validate.validation import supersede, validate_incidents
+from crime_pipeline.lib.validate.supersede import supersede
+from crime_pipeline.lib.validate.validate import validate_incidents
 
-SEED_STYLE = MLPSettings(epochs=15, learning_rate=1e-3, patience=3, one_hot_time=False, fourier=0, cell_scales=(),
-                         schedule="constant", temperature_scaling=False, spread_scales=(), target_scales=(),
-                         target_offset=False, spread_shifts=1, point_cells=False, recount_with_validation=False)
+SEED_STYLE = MLPSettings(
+    epochs=15,
+    learning_rate=1e-3,
+    patience=3,
+    one_hot_time=False,
+    fourier=0,
+    cell_scales=(),
+    schedule="constant",
+    temperature_scaling=False,
+    spread_scales=(),
+    target_scales=(),
+    target_offset=False,
+    spread_shifts=1,
+    point_cells=False,
+    recount_with_validation=False,
+)
 TARGET_ENCODING = {"spread_scales": (0.04, 0.02, 0.01, 0.005, 0.0025), "target_scales": (0.001,)}
 VARIANTS: list[tuple[str, dict]] = [  # cumulative: each adds one thing to the row above
     ("seed-style (MinMax features, 15 epochs, lr 1e-3)", {}),
     ("+ one-hot hour / weekday / month", {"one_hot_time": True}),
     ("+ Fourier features of coordinates", {"fourier": 6}),
     ("+ grid-cell embeddings 0.02/0.005/0.001 deg", {"cell_scales": (0.02, 0.005, 0.001)}),
-    ("+ one-cycle lr 3e-3, 40 epochs, patience 6", {"schedule": "onecycle", "learning_rate": 3e-3, "epochs": 40,
-                                                    "patience": 6}),
+    (
+        "+ one-cycle lr 3e-3, 40 epochs, patience 6",
+        {"schedule": "onecycle", "learning_rate": 3e-3, "epochs": 40, "patience": 6},
+    ),
     ("+ temperature scaling", {"temperature_scaling": True}),
     ("+ out-of-fold target encoding (spread 0.04-0.0025, cell 0.001)", TARGET_ENCODING),
     ("+ its log-probabilities as the logits' offset", {"target_offset": True}),
-    ("- embeddings, - Fourier, one-cycle lr 1e-3 over 20 epochs", {"cell_scales": (), "fourier": 0, "epochs": 20,
-                                                                  "learning_rate": 1e-3}),
+    (
+        "- embeddings, - Fourier, one-cycle lr 1e-3 over 20 epochs",
+        {"cell_scales": (), "fourier": 0, "epochs": 20, "learning_rate": 1e-3},
+    ),
     ("+ point cells smoothed apart at 0.001 deg", {"point_cells": True}),
     ("+ spread levels on 4 shifted grids", {"spread_shifts": 4}),
     ("+ validation rows recounted after selection (= pipeline default)", {"recount_with_validation": True}),
 ]
 ALTERNATIVES: list[tuple[str, dict]] = [  # each on top of the last cumulative row, not of each other
-    ("  target encoding of all rows at 0.02/0.005/0.001 (no spread levels)", {"spread_scales": (),
-                                                                             "target_scales": (0.02, 0.005, 0.001)}),
+    (
+        "  target encoding of all rows at 0.02/0.005/0.001 (no spread levels)",
+        {"spread_scales": (), "target_scales": (0.02, 0.005, 0.001)},
+    ),
     ("  no offset", {"target_offset": False}),
     ("  3 members, probabilities averaged", {"members": 3}),
 ]
@@ -80,8 +101,13 @@ def prepare(rows: int, seed: int):
 def scores(y: np.ndarray, proba: np.ndarray, bayes_loss: float) -> dict:
     loss = log_loss(y, np.clip(proba, 1e-12, 1), labels=range(proba.shape[1]))
     recall = [((proba.argmax(1) == k) & (y == k)).sum() / max((y == k).sum(), 1) for k in np.unique(y)]
-    return {"accuracy": accuracy_score(y, proba.argmax(1)), "macro_f1": f1_score(y, proba.argmax(1), average="macro"),
-            "balanced_acc": float(np.mean(recall)), "log_loss": loss, "gap": loss - bayes_loss}
+    return {
+        "accuracy": accuracy_score(y, proba.argmax(1)),
+        "macro_f1": f1_score(y, proba.argmax(1), average="macro"),
+        "balanced_acc": float(np.mean(recall)),
+        "log_loss": loss,
+        "gap": loss - bayes_loss,
+    }
 
 
 def timed(fn):
@@ -92,8 +118,14 @@ def timed(fn):
 
 def _settings(base: MLPSettings, change: dict) -> MLPSettings:
     merged = {**base.to_dict(), **change}
-    return MLPSettings(**{**merged, "cell_scales": tuple(merged["cell_scales"]),
-                          "target_scales": tuple(merged["target_scales"]), "spread_scales": tuple(merged["spread_scales"])})
+    return MLPSettings(
+        **{
+            **merged,
+            "cell_scales": tuple(merged["cell_scales"]),
+            "target_scales": tuple(merged["target_scales"]),
+            "spread_scales": tuple(merged["spread_scales"]),
+        }
+    )
 
 
 def run_size(rows: int, seed: int, only: list[str] | None = None, baselines: bool = True) -> list[tuple[str, dict]]:
@@ -101,10 +133,14 @@ def run_size(rows: int, seed: int, only: list[str] | None = None, baselines: boo
     train, val, test = parts["train"], parts["validation"], parts["test"]
     bayes_loss = log_loss(test.y, bayes, labels=range(9))
     out = [("Bayes limit (true posterior)", {**scores(test.y, bayes, bayes_loss), "seconds": 0.0, "cpu": 0.0})]
-    for name, train_fn, kind in (("logistic regression", lambda: train_logistic_regression(train, False), "baseline"),
-                                 ("gradient boosting", lambda: train_gbdt(train, False), "gbdt"))[:2 if baselines else 0]:
+    for name, train_fn, kind in (
+        ("logistic regression", lambda: train_logistic_regression(train, False), "baseline"),
+        ("gradient boosting", lambda: train_gbdt(train, False), "gbdt"),
+    )[: 2 if baselines else 0]:
         model, wall, cpu = timed(train_fn)
-        out.append((name, {**scores(test.y, predict_proba(kind, model, test.x, 9), bayes_loss), "seconds": wall, "cpu": cpu}))
+        out.append(
+            (name, {**scores(test.y, predict_proba(kind, model, test.x, 9), bayes_loss), "seconds": wall, "cpu": cpu})
+        )
     settings = SEED_STYLE
     runs = []
     for name, change in VARIANTS:
@@ -114,9 +150,23 @@ def run_size(rows: int, seed: int, only: list[str] | None = None, baselines: boo
     for name, settings in runs:
         if only and not any(word in name for word in only):
             continue
-        (model, _), wall, cpu = timed(lambda: train_mlp(train.x, train.y, val.x, val.y, 9, settings, "cpu", log=lambda m: None,
-                                                        features=list(MODEL_FEATURES), scaler=scaler))
-        out.append((name, {**scores(test.y, predict_proba("mlp", model, test.x, 9), bayes_loss), "seconds": wall, "cpu": cpu}))
+        (model, _), wall, cpu = timed(
+            lambda: train_mlp(
+                train.x,
+                train.y,
+                val.x,
+                val.y,
+                9,
+                settings,
+                "cpu",
+                log=lambda m: None,
+                features=list(MODEL_FEATURES),
+                scaler=scaler,
+            )
+        )
+        out.append(
+            (name, {**scores(test.y, predict_proba("mlp", model, test.x, 9), bayes_loss), "seconds": wall, "cpu": cpu})
+        )
         print(f"  [{rows:,}] {name}: log loss {out[-1][1]['log_loss']:.4f} ({wall:.0f} s)", flush=True)
     return out
 
@@ -133,12 +183,16 @@ def main() -> None:
     tables = []
     for rows in sizes:
         result = run_size(rows, args.seed, args.only, not args.no_baselines)
-        lines = [f"\n{rows:,} generated rows (seed {args.seed}, temporal split), generator {synthetic.GENERATOR_VERSION}",
-                 "| variant | accuracy | balanced acc | macro-F1 | log loss | gap to Bayes | train s | CPU s |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = [
+            f"\n{rows:,} generated rows (seed {args.seed}, temporal split), generator {synthetic.GENERATOR_VERSION}",
+            "| variant | accuracy | balanced acc | macro-F1 | log loss | gap to Bayes | train s | CPU s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name, m in result:
-            lines.append(f"| {name} | {m['accuracy']:.4f} | {m['balanced_acc']:.4f} | {m['macro_f1']:.4f} | "
-                         f"{m['log_loss']:.4f} | {m['gap']:+.4f} | {m['seconds']:.1f} | {m['cpu']:.1f} |")
+            lines.append(
+                f"| {name} | {m['accuracy']:.4f} | {m['balanced_acc']:.4f} | {m['macro_f1']:.4f} | "
+                f"{m['log_loss']:.4f} | {m['gap']:+.4f} | {m['seconds']:.1f} | {m['cpu']:.1f} |"
+            )
         tables.append("\n".join(lines))
         print(tables[-1], flush=True)
 

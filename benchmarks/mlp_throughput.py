@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from crime_pipeline.lib.models.mlp import CrimeMLP, MLPSettings, select_device, train_epoch
+from crime_pipeline.lib.models.mlp.network import CrimeMLP
+from crime_pipeline.lib.models.mlp.settings import MLPSettings, select_device
+from crime_pipeline.lib.models.mlp.train import train_epoch
 
 
 def bare_epoch(model, optimizer, loss_fn, x, y, batch_size):
@@ -23,15 +25,22 @@ def bare_epoch(model, optimizer, loss_fn, x, y, batch_size):
     model.train()
     order = torch.randperm(len(x), device=x.device)
     for start in range(0, len(x), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         optimizer.zero_grad()
         loss = loss_fn(model(x[idx]), y[idx])
         loss.backward()
         optimizer.step()
 
 
-def measure(rows: int = 200_000, features: int = 17, batch_size: int = 1024, epochs: int = 3, rounds: int = 3,
-            device: str = "auto", threads: int = MLPSettings.cpu_threads) -> dict:
+def measure(
+    rows: int = 200_000,
+    features: int = 17,
+    batch_size: int = 1024,
+    epochs: int = 3,
+    rounds: int = 3,
+    device: str = "auto",
+    threads: int = MLPSettings.cpu_threads,
+) -> dict:
     """Median samples/s of our train_epoch and of bare_epoch, interleaved round by round.
 
     `threads`: torch CPU threads for both (default: what the pipeline's MLP trains with).
@@ -63,14 +72,25 @@ def measure(rows: int = 200_000, features: int = 17, batch_size: int = 1024, epo
         generator = torch.Generator(device=device).manual_seed(0)
         ours_runs, bare_runs = [], []
         for _ in range(rounds):  # interleaved, so drift in machine load hits both alike
-            ours_runs.append(timed(lambda m, o, l: train_epoch(m, o, l, x, y, batch_size, generator, contextlib.nullcontext)))
-            bare_runs.append(timed(lambda m, o, l: bare_epoch(m, o, l, x, y, batch_size)))
+            ours_runs.append(
+                timed(lambda m, o, loss: train_epoch(m, o, loss, x, y, batch_size, generator, contextlib.nullcontext))
+            )
+            bare_runs.append(timed(lambda m, o, loss: bare_epoch(m, o, loss, x, y, batch_size)))
         used_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(previous)
     ours, bare = float(np.median(ours_runs)), float(np.median(bare_runs))
-    return {"device": device, "rows": rows, "batch_size": batch_size, "epochs": epochs, "rounds": rounds,
-            "threads": used_threads, "ours": ours, "bare": bare, "ratio": ours / bare}
+    return {
+        "device": device,
+        "rows": rows,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "rounds": rounds,
+        "threads": used_threads,
+        "ours": ours,
+        "bare": bare,
+        "ratio": ours / bare,
+    }
 
 
 def main() -> None:
@@ -81,8 +101,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=MLPSettings.cpu_threads,
-                        help="torch CPU threads (default: the pipeline MLP's; 0 leaves torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=MLPSettings.cpu_threads,
+        help="torch CPU threads (default: the pipeline MLP's; 0 leaves torch's default)",
+    )
     args = parser.parse_args()
     m = measure(args.rows, args.features, args.batch_size, args.epochs, args.rounds, args.device, args.threads)
     print(f"device={m['device']} rows={m['rows']} batch={m['batch_size']} epochs={m['epochs']} threads={m['threads']}")

@@ -16,8 +16,17 @@ from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-UNITS = {"s": "{:.1f} s", "x": "{:.2f}x", "fraction": "{:.1%}", "samples/s": "{:,.0f}/s", "rows": "{:,.0f}",
-         "MB": "{:,.1f} MB", "accuracy": "{:.4f}", "nats": "{:.4f}", "count": "{:,.0f}"}
+UNITS = {
+    "s": "{:.1f} s",
+    "x": "{:.2f}x",
+    "fraction": "{:.1%}",
+    "samples/s": "{:,.0f}/s",
+    "rows": "{:,.0f}",
+    "MB": "{:,.1f} MB",
+    "accuracy": "{:.4f}",
+    "nats": "{:.4f}",
+    "count": "{:,.0f}",
+}
 
 
 @dataclass
@@ -56,8 +65,10 @@ def table(sections: list[Section]) -> str:
     lines = ["| section | measurement | value | target | verdict |", "|---|---|---|---|---|"]
     for section in sections:
         for i, row in enumerate(section.rows):
-            lines.append(f"| {section.title if i == 0 else ''} | {row['what']} | {fmt(row['value'], row['unit'])} | "
-                         f"{row.get('target', '')} | {row.get('verdict', '')} |")
+            lines.append(
+                f"| {section.title if i == 0 else ''} | {row['what']} | {fmt(row['value'], row['unit'])} | "
+                f"{row.get('target', '')} | {row.get('verdict', '')} |"
+            )
     return "\n".join(lines)
 
 
@@ -99,12 +110,15 @@ def machine(torch_threads: int) -> dict:
         "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "versions": {p: _version(p) for p in ("dagster", "torch", "pandas", "pyarrow", "numpy", "scikit-learn", "pandera")},
+        "versions": {
+            p: _version(p) for p in ("dagster", "torch", "pandas", "pyarrow", "numpy", "scikit-learn", "pandera")
+        },
     }
 
 
 def git_state() -> dict:
     """The commit measured, and whether the working tree differed from it."""
+
     def git(*args: str) -> str | None:
         try:
             return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
@@ -112,5 +126,8 @@ def git_state() -> dict:
             return None
 
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
-            "dirty": bool(status) if status is not None else None}
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        "dirty": bool(status) if status is not None else None,
+    }

@@ -54,11 +54,18 @@ def sampling_cost(lake_root: Path, train_rows: int, kinds=("baseline", "gbdt", "
     a stratified sample of `train_rows` of them (what `max_train_rows` does), same validation and test."""
     from sklearn.metrics import accuracy_score, log_loss
 
-    from crime_pipeline.lib.models.artifacts import predict_proba
-    from crime_pipeline.lib.lake.parquet import read_parquet
     from crime_pipeline.lib.lake.layout import LakeLayout
-    from crime_pipeline.lib.models.mlp import MLPSettings, train_mlp
-    from crime_pipeline.lib.models.training import Matrices, matrices, stratified_sample, train_gbdt, train_logistic_regression
+    from crime_pipeline.lib.lake.parquet import read_parquet
+    from crime_pipeline.lib.models.artifacts import predict_proba
+    from crime_pipeline.lib.models.mlp.settings import MLPSettings
+    from crime_pipeline.lib.models.mlp.train import train_mlp
+    from crime_pipeline.lib.models.training import (
+        Matrices,
+        matrices,
+        stratified_sample,
+        train_gbdt,
+        train_logistic_regression,
+    )
 
     layout = LakeLayout(lake_root)
     info = json.loads(layout.lake_file("dataset_splits.json").read_text())
@@ -72,27 +79,41 @@ def sampling_cost(lake_root: Path, train_rows: int, kinds=("baseline", "gbdt", "
         for name, data in (("full", train), ("sample", sample)):
             started = time.perf_counter()
             if kind == "mlp":
-                model, _ = train_mlp(data.x, data.y, val.x, val.y, n, MLPSettings(), "cpu", log=lambda m: None,
-                                     features=info["features"], scaler=info["scaler"])
+                model, _ = train_mlp(
+                    data.x,
+                    data.y,
+                    val.x,
+                    val.y,
+                    n,
+                    MLPSettings(),
+                    "cpu",
+                    log=lambda m: None,
+                    features=info["features"],
+                    scaler=info["scaler"],
+                )
             else:
                 model = (train_logistic_regression if kind == "baseline" else train_gbdt)(data, False)
             proba = predict_proba(kind, model, test.x, n)
             out["models"].setdefault(kind, {})[name] = {
                 "accuracy": round(float(accuracy_score(test.y, proba.argmax(1))), 4),
                 "log_loss": round(float(log_loss(test.y, np.clip(proba, 1e-12, 1), labels=range(n))), 4),
-                "train_s": round(time.perf_counter() - started, 1)}
+                "train_s": round(time.perf_counter() - started, 1),
+            }
             print(kind, name, out["models"][kind][name], flush=True)
             _save("sampling_cost", out)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--files", type=int, nargs="+", choices=[1, 12], default=[1])
     parser.add_argument("--workdir", default=None, help="lakes go here (default: a temporary folder, removed)")
-    parser.add_argument("--sampling-cost", metavar="LAKE", help="a built lake: every training row vs a stratified sample")
+    parser.add_argument(
+        "--sampling-cost", metavar="LAKE", help="a built lake: every training row vs a stratified sample"
+    )
     parser.add_argument("--sample-rows", type=int, default=1_000_000, help="the sample's size for --sampling-cost")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
@@ -105,8 +126,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{rows:,} rows in {files} file(s)")
                 started = time.perf_counter()
                 stages = run_stages(root / f"{rows}_{files}", rows, files)
-                _save(f"rows={rows:,} files={files}", {"rows": rows, "files": files, "stages": stages,
-                                                         "total_s": round(time.perf_counter() - started, 1)})
+                _save(
+                    f"rows={rows:,} files={files}",
+                    {
+                        "rows": rows,
+                        "files": files,
+                        "stages": stages,
+                        "total_s": round(time.perf_counter() - started, 1),
+                    },
+                )
     print(growth_table(json.loads(RESULTS.read_text())))
     return 0
 

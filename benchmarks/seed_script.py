@@ -31,9 +31,17 @@ USED = ["Latitude", "Longitude", "Hour of Day", "Day of Week", "Parent Incident 
 
 
 def network(n_in: int, n_out: int) -> nn.Module:
-    return nn.Sequential(nn.Linear(n_in, 128), nn.ReLU(), nn.Dropout(0.3),
-                         nn.Linear(128, 64), nn.ReLU(), nn.Dropout(0.3),
-                         nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, 128),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(128, 64),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(64, 32),
+        nn.ReLU(),
+        nn.Linear(32, n_out),
+    )
 
 
 def main() -> None:
@@ -57,13 +65,14 @@ def main() -> None:
     labels, y = np.unique(df["Parent Incident Type"].astype(str), return_inverse=True)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=args.seed)
 
-    loader = DataLoader(TensorDataset(torch.tensor(x_train), torch.tensor(y_train)), batch_size=args.batch_size,
-                        shuffle=True)
+    loader = DataLoader(
+        TensorDataset(torch.tensor(x_train), torch.tensor(y_train)), batch_size=args.batch_size, shuffle=True
+    )
     model = network(x.shape[1], len(labels))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     train_started = time.perf_counter()
-    for epoch in range(args.epochs):
+    for _ in range(args.epochs):
         model.train()
         for xb, yb in loader:
             optimizer.zero_grad()
@@ -77,10 +86,21 @@ def main() -> None:
         proba = torch.softmax(model(torch.tensor(x_test)), 1).numpy().astype(np.float64)
     accuracy = float((proba.argmax(1) == y_test).mean())
     log_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(y_test)), y_test], 1e-12, 1))))
-    result = {"rows_read": rows_read, "rows_used": int(len(df)), "train": int(len(y_train)), "test": int(len(y_test)),
-              "labels": int(len(labels)), "inputs": int(x.shape[1]), "epochs": args.epochs, "batch_size": args.batch_size,
-              "accuracy": accuracy, "log_loss": log_loss, "train_s": train_s,
-              "run_s": time.perf_counter() - STARTED, "torch_threads": torch.get_num_threads()}
+    result = {
+        "rows_read": rows_read,
+        "rows_used": int(len(df)),
+        "train": int(len(y_train)),
+        "test": int(len(y_test)),
+        "labels": int(len(labels)),
+        "inputs": int(x.shape[1]),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "accuracy": accuracy,
+        "log_loss": log_loss,
+        "train_s": train_s,
+        "run_s": time.perf_counter() - STARTED,
+        "torch_threads": torch.get_num_threads(),
+    }
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json + ".tmp", "w") as fh:  # written whole, then renamed: never half a file

@@ -45,7 +45,8 @@ def _run_stage(stage: str, rows: int, files: int, seed: int) -> None:
     import dagster as dg
 
     from crime_pipeline.definitions import build_definitions
-    from crime_pipeline.orchestrate import QUIET_LOGS, failure_messages, run_pipeline
+    from crime_pipeline.orchestrate import failure_messages, run_pipeline
+    from crime_pipeline.runs import QUIET_LOGS
 
     defs = build_definitions(os.environ["CRIME_PIPELINE_LAKE"])
     instance = dg.DagsterInstance.get()
@@ -53,8 +54,14 @@ def _run_stage(stage: str, rows: int, files: int, seed: int) -> None:
         if run_pipeline(defs, instance, downstream=[], echo=lambda line: None) != 0:
             raise SystemExit("ingestion failed")
         return
-    result = dg.materialize([*defs.assets, *(defs.asset_checks or [])], selection=STAGES[stage], instance=instance,
-                            resources=defs.resources, raise_on_error=False, run_config=QUIET_LOGS)
+    result = dg.materialize(
+        [*defs.assets, *(defs.asset_checks or [])],
+        selection=STAGES[stage],
+        instance=instance,
+        resources=defs.resources,
+        raise_on_error=False,
+        run_config=QUIET_LOGS,
+    )
     if not result.success:
         raise SystemExit(f"{stage} failed: {failure_messages(result)}")
 
@@ -91,8 +98,9 @@ def _own_peak_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def run_stages(workdir: Path, rows: int, files: int = 1, seed: int = 7, stages: list[str] | None = None,
-               echo=print) -> list[dict]:
+def run_stages(
+    workdir: Path, rows: int, files: int = 1, seed: int = 7, stages: list[str] | None = None, echo=print
+) -> list[dict]:
     """Generate `rows` incidents (`files` = 1 or 12) into a fresh lake under `workdir`, run each stage
     in a fresh subprocess; one {"stage", "rows", "wall_s", "peak_rss_mb"} per stage, in order.
     A failing stage raises RuntimeError with its output's tail."""
@@ -103,15 +111,35 @@ def run_stages(workdir: Path, rows: int, files: int = 1, seed: int = 7, stages: 
         if "generate" in stages:  # a fresh lake; without it, the stages run on what is there
             shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CRIME_PIPELINE_LAKE": str(lake), "DAGSTER_HOME": str(home),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "CRIME_PIPELINE_LAKE": str(lake),
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     results = []
     for stage in stages:
         with tempfile.TemporaryFile() as log:
             started = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", "benchmarks.stages", "--worker", stage, "--rows", str(rows),
-                                     "--files", str(files), "--seed", str(seed)],
-                                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.stages",
+                    "--worker",
+                    stage,
+                    "--rows",
+                    str(rows),
+                    "--files",
+                    str(files),
+                    "--seed",
+                    str(seed),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             wall = time.perf_counter() - started
@@ -121,10 +149,14 @@ def run_stages(workdir: Path, rows: int, files: int = 1, seed: int = 7, stages: 
                 raise RuntimeError(f"stage {stage} failed (exit {proc.returncode}):\n{output[-3000:]}")
         # The worker's own high-water mark (VmHWM). Not ru_maxrss: on Linux a child's counts what
         # its parent held when it was forked, so under a big parent every stage read the same.
-        reported = [line[len(PEAK_MARKER):] for line in output.splitlines() if line.startswith(PEAK_MARKER)]
+        reported = [line[len(PEAK_MARKER) :] for line in output.splitlines() if line.startswith(PEAK_MARKER)]
         peak_kib = int(reported[-1]) if reported and reported[-1].isdigit() else usage.ru_maxrss
-        row = {"stage": stage, "rows": _rows_after(stage, lake, rows), "wall_s": round(wall, 1),
-               "peak_rss_mb": round(peak_kib / 1024)}
+        row = {
+            "stage": stage,
+            "rows": _rows_after(stage, lake, rows),
+            "wall_s": round(wall, 1),
+            "peak_rss_mb": round(peak_kib / 1024),
+        }
         results.append(row)
         echo(f"{stage:<28}{row['rows']:>12,}{row['wall_s']:>10.1f}{row['peak_rss_mb']:>10,}")
     return results
@@ -137,8 +169,9 @@ def print_table(results: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.stages", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.stages", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=322_000)
     parser.add_argument("--files", type=int, choices=[1, 12], default=1)
     parser.add_argument("--seed", type=int, default=7)

@@ -24,18 +24,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from crime_pipeline.lib import synthetic  # noqa: E402
 from crime_pipeline.definitions import build_definitions  # noqa: E402
+from crime_pipeline.lib import synthetic  # noqa: E402
+from crime_pipeline.lib.ingest.raw_csv import sha256_file  # noqa: E402
 from crime_pipeline.lib.lake.layout import LakeLayout  # noqa: E402
 from crime_pipeline.lib.lake.ledger import record_generated
-from crime_pipeline.lib.ingest.raw_csv import sha256_file  # noqa: E402
 from crime_pipeline.orchestrate import downstream_keys  # noqa: E402
 from crime_pipeline_tests.ui_client import UI, free_port  # noqa: E402
 
 
 def cli(env: dict, *args: str) -> float:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "crime_pipeline.cli", *args], env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "crime_pipeline.cli", *args], env=env, capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise SystemExit(f"crime-pipeline {' '.join(args)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
     return time.perf_counter() - started
@@ -44,9 +46,13 @@ def cli(env: dict, *args: str) -> float:
 def ui_refresh(env: dict, executor: str, assets: list[str], log: Path) -> float:
     port = free_port()
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "crime_pipeline.cli", "ui", "--port", str(port)],
-                                env={**env, "CRIME_PIPELINE_EXECUTOR": executor}, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crime_pipeline.cli", "ui", "--port", str(port)],
+            env={**env, "CRIME_PIPELINE_EXECUTOR": executor},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         ui = UI(port)
         ui.wait_until_serving(proc, log, timeout=300)
@@ -72,18 +78,32 @@ def main() -> int:
         home = root / "home"
         home.mkdir()
         shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
-        path = synthetic.write_export_csv(synthetic.generate_incidents(args.rows, synthetic.DEFAULT_SEED),
-                                          lake.incoming / "export.csv")
-        record_generated(lake, sha256_file(path), {"file": path.name, "rows": args.rows, "seed": synthetic.DEFAULT_SEED,
-                                                   "generator_version": synthetic.GENERATOR_VERSION})
-        env = {**os.environ, "CRIME_PIPELINE_LAKE": str(lake.root), "DAGSTER_HOME": str(home),
-               "CRIME_PIPELINE_SENSORS": "stopped"}
+        path = synthetic.write_export_csv(
+            synthetic.generate_incidents(args.rows, synthetic.DEFAULT_SEED), lake.incoming / "export.csv"
+        )
+        record_generated(
+            lake,
+            sha256_file(path),
+            {
+                "file": path.name,
+                "rows": args.rows,
+                "seed": synthetic.DEFAULT_SEED,
+                "generator_version": synthetic.GENERATOR_VERSION,
+            },
+        )
+        env = {
+            **os.environ,
+            "CRIME_PIPELINE_LAKE": str(lake.root),
+            "DAGSTER_HOME": str(home),
+            "CRIME_PIPELINE_SENSORS": "stopped",
+        }
         print(f"{args.rows:,} rows; first build: {cli(env, 'run'):.1f}s")
         seconds = {"crime-pipeline run --force": cli(env, "run", "--force")}
         assets = [k.to_user_string() for k in downstream_keys(build_definitions(str(lake.root)))]
         for executor in args.executors.split(","):
-            seconds[f"daemon-launched refresh, {executor} executor"] = ui_refresh(env, executor, assets,
-                                                                                root / f"ui_{executor}.log")
+            seconds[f"daemon-launched refresh, {executor} executor"] = ui_refresh(
+                env, executor, assets, root / f"ui_{executor}.log"
+            )
         base = seconds["crime-pipeline run --force"]
         print(f"\n{'':48s} {'seconds':>8s} {'ratio':>6s}")
         for name, value in seconds.items():

@@ -9,26 +9,39 @@ import time
 from pathlib import Path
 
 from crime_pipeline.instance import prepare_dagster_home
-from crime_pipeline.resources import PROJECT_ROOT, default_lake_root
+from crime_pipeline.lib.lake.layout import PROJECT_ROOT, default_lake_root
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from crime_pipeline.lib import synthetic
+    from crime_pipeline.lib.ingest.raw_csv import sha256_file
     from crime_pipeline.lib.lake.layout import LakeLayout
     from crime_pipeline.lib.lake.ledger import record_generated
-    from crime_pipeline.lib.ingest.raw_csv import sha256_file
     from crime_pipeline.lib.lake.storage import lake_path
 
     layout = LakeLayout(lake_path(default_lake_root())).ensure()
-    out = lake_path(args.out) if args.out else layout.incoming / f"{args.city}_synthetic_{args.rows}_seed{args.seed}.csv"
+    out = (
+        lake_path(args.out) if args.out else layout.incoming / f"{args.city}_synthetic_{args.rows}_seed{args.seed}.csv"
+    )
     paths = [out] if args.files == 1 else [out.with_name(f"{out.stem}_month{m:02d}{out.suffix}") for m in range(1, 13)]
     started = time.perf_counter()
-    counts = synthetic.write_export_files(paths, args.rows, args.seed, city=args.city)  # in chunks: bounded memory
+    counts = synthetic.write_export_files(
+        paths,
+        args.rows,
+        args.seed,
+        city=args.city,  # in chunks: bounded memory
+        lake_root=layout.root,
+    )
+    version = synthetic.generator_version(args.city, lake_root=layout.root)
     for path, rows in zip(paths, counts):
-        record_generated(layout, sha256_file(path), {"file": path.name, "rows": rows, "seed": args.seed, "city": args.city,
-                                                     "generator_version": synthetic.generator_version(args.city)})
+        record_generated(
+            layout,
+            sha256_file(path),
+            {"file": path.name, "rows": rows, "seed": args.seed, "city": args.city, "generator_version": version},
+        )
     where = out if args.files == 1 else f"{len(paths)} monthly files {paths[0].name} .. {paths[-1].name}"
-    print(f"generated {args.rows:,} {args.city} incidents (seed {args.seed}) in {time.perf_counter() - started:.1f}s -> {where}")
+    seconds = time.perf_counter() - started
+    print(f"generated {args.rows:,} {args.city} incidents (seed {args.seed}) in {seconds:.1f}s -> {where}")
     return 0
 
 
@@ -40,24 +53,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from crime_pipeline.lib.models.artifacts import ArtifactError
+    from crime_pipeline.lib.ingest.raw_csv import UnreadableFileError
     from crime_pipeline.lib.lake.atomic import write_text
     from crime_pipeline.lib.lake.layout import LakeLayout
-    from crime_pipeline.lib.ingest.raw_csv import UnreadableFileError
-    from crime_pipeline.lib.models.scoring import csv_safe, score_csv
     from crime_pipeline.lib.lake.storage import check_reachable, is_remote, lake_path
+    from crime_pipeline.lib.models.artifacts import ArtifactError
+    from crime_pipeline.lib.models.scoring import csv_safe, score_csv
 
     layout = LakeLayout(lake_path(default_lake_root()))
     if is_remote(layout.root):
         check_reachable(layout.root)
     try:
-        scored = score_csv(Path(args.input), args.model, layout.models, args.city)
+        scored = score_csv(Path(args.input), args.model, layout.models, args.city, lake_root=layout.root)
         write_text(args.out, csv_safe(scored.predictions).to_csv(index=False))
     except (ArtifactError, UnreadableFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"scored {len(scored.predictions)} incidents with the {scored.city} {args.model} model ({scored.model_version}) "
-          f"-> {args.out}")
+    print(
+        f"scored {len(scored.predictions)} incidents with the {scored.city} {args.model} model "
+        f"({scored.model_version}) -> {args.out}"
+    )
     if len(scored.rejected):
         print(f"{len(scored.rejected)} rows failed validation and were not scored:", file=sys.stderr)
         for line, rules in scored.rejected.head(20).itertuples(index=False):
@@ -79,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from crime_pipeline.lib.cities.profiles import ProfileError, profiles
 
     try:
-        cities = sorted(profiles())
+        cities = sorted(profiles(default_lake_root()))  # the lake the commands work on
     except ProfileError as exc:  # a bad user profile: one sentence naming the file and the field
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -89,11 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     gen = sub.add_parser("generate", help="write the built-in synthetic export into the lake")
     gen.add_argument("--rows", type=int, default=synthetic.DEFAULT_ROWS)
     gen.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED)
-    gen.add_argument("--city", default="buffalo", choices=cities,
-                     help="city profile whose layout, box and class shares to use")
-    gen.add_argument("--out", help="output CSV (default: data_lake/raw/incoming/<city>_synthetic_<rows>_seed<seed>.csv)")
-    gen.add_argument("--files", type=int, choices=[1, 12], default=1,
-                     help="12: one file per calendar month of Created At (<out>_month01.csv .. _month12.csv)")
+    gen.add_argument(
+        "--city", default="buffalo", choices=cities, help="city profile whose layout, box and class shares to use"
+    )
+    gen.add_argument(
+        "--out", help="output CSV (default: data_lake/raw/incoming/<city>_synthetic_<rows>_seed<seed>.csv)"
+    )
+    gen.add_argument(
+        "--files",
+        type=int,
+        choices=[1, 12],
+        default=1,
+        help="12: one file per calendar month of Created At (<out>_month01.csv .. _month12.csv)",
+    )
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize everything missing or stale, for every incoming file")
     run.add_argument("--force", action="store_true", help="rebuild everything below ingestion")

@@ -13,7 +13,8 @@ from pathlib import Path
 import dagster as dg
 
 from crime_pipeline.lib.cities.profiles import default_profile
-from crime_pipeline.resources import LakeResource, OpenDataResource, TorchDeviceResource, default_lake_root
+from crime_pipeline.lib.lake.layout import default_lake_root
+from crime_pipeline.resources import LakeResource, OpenDataResource, TorchDeviceResource
 
 SODA_TOKEN_VAR = "CRIME_PIPELINE_SODA_APP_TOKEN"
 
@@ -47,19 +48,22 @@ def project_executor() -> dg.ExecutorDefinition:
             from dagster_k8s import k8s_job_executor
         except ImportError as exc:
             raise dg.DagsterInvariantViolationError(
-                "CRIME_PIPELINE_EXECUTOR=k8s needs dagster-k8s: pip install -e '.[k8s]'") from exc
+                "CRIME_PIPELINE_EXECUTOR=k8s needs dagster-k8s: pip install -e '.[k8s]'"
+            ) from exc
         return k8s_job_executor
     if choice != "in_process":
         raise dg.DagsterInvariantViolationError(
-            f"CRIME_PIPELINE_EXECUTOR={choice!r}: expected in_process, multiprocess or k8s")
+            f"CRIME_PIPELINE_EXECUTOR={choice!r}: expected in_process, multiprocess or k8s"
+        )
     return dg.in_process_executor
 
 
 def build_definitions(lake_root: str | None = None) -> dg.Definitions:
     """The project's Definitions; `lake_root` overrides the lake (tests use a temporary folder)."""
     loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    return dg.Definitions.merge(loaded, dg.Definitions(resources=project_resources(lake_root),
-                                                       executor=project_executor()))
+    return dg.Definitions.merge(
+        loaded, dg.Definitions(resources=project_resources(lake_root), executor=project_executor())
+    )
 
 
 defs = build_definitions()

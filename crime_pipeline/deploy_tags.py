@@ -45,4 +45,4 @@ LIGHT = pod_tags(cpu="250m", memory="512Mi", memory_limit="1Gi")  # the pull, th
 PER_FILE = pod_tags(cpu="1", memory="2Gi", memory_limit="4Gi")  # one file: ingest, validate
 TABLE = pod_tags(cpu="1", memory="2Gi", memory_limit="8Gi")  # the merged table, what reads it, figures
 CPU_TRAINING = pod_tags(cpu="2", memory="2Gi", memory_limit="4Gi")  # scikit-learn, the seed's small MLP
-GPU_TRAINING = pod_tags(cpu="2", memory="4Gi", memory_limit="8Gi", gpus=1)  # the two MLPs (pool "gpu")
+GPU_TRAINING = pod_tags(cpu="2", memory="4Gi", memory_limit="8Gi", gpus=1)  # mlp_model (pool "gpu")

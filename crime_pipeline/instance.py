@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from crime_pipeline.lib.lake.atomic import write_text
-from crime_pipeline.resources import PROJECT_ROOT
+from crime_pipeline.lib.lake.layout import PROJECT_ROOT
 
 SQLITE_HOME = PROJECT_ROOT / ".dagster_home"  # committed dagster.yaml; storage under it (git-ignored)
 POSTGRES_HOME = PROJECT_ROOT / ".dagster_home_postgres"  # generated: the same settings plus PostgreSQL storage

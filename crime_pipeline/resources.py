@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-
 import dagster as dg
 from pydantic import Field
 
-from crime_pipeline.lib.cities.profiles import default_profile, register_lake_root
+from crime_pipeline.lib.cities.profiles import default_profile
 from crime_pipeline.lib.lake.layout import LakeLayout
 from crime_pipeline.lib.lake.storage import lake_path
-from crime_pipeline.lib.lake.layout import PROJECT_ROOT, default_lake_root  # noqa: F401 (re-exported)
+
 
 class LakeResource(dg.ConfigurableResource):
     """The data lake: raw files, Parquet tables, quarantine, models and reports, in a local folder
@@ -19,7 +18,7 @@ class LakeResource(dg.ConfigurableResource):
 
     @property
     def layout(self) -> LakeLayout:
-        register_lake_root(self.root)  # its cities/ folder's profiles are known from now on
+        """The lake's paths; stages pass `layout.root` on (e.g. to `get_profile`, for `<lake>/cities/`)."""
         return LakeLayout(lake_path(self.root)).ensure()
 
 
@@ -29,7 +28,7 @@ class TorchDeviceResource(dg.ConfigurableResource):
     device: str = "auto"
 
     def resolve(self) -> str:
-        from crime_pipeline.lib.models.mlp import select_device
+        from crime_pipeline.lib.models.mlp.settings import select_device
 
         return select_device(self.device)
 
@@ -57,8 +56,15 @@ class OpenDataResource(dg.ConfigurableResource):
         from crime_pipeline.lib.ingest.open_data import SodaSettings
 
         return SodaSettings(
-            self.base_url, self.dataset_id, self.app_token or None, page_size=self.page_size,
-            max_retries=self.max_retries, backoff_seconds=self.backoff_seconds,
-            timeout_seconds=self.timeout_seconds, deadline_seconds=self.deadline_seconds,
-            max_page_bytes=self.max_page_bytes, max_total_bytes=self.max_total_bytes, max_pages=self.max_pages,
+            self.base_url,
+            self.dataset_id,
+            self.app_token or None,
+            page_size=self.page_size,
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            timeout_seconds=self.timeout_seconds,
+            deadline_seconds=self.deadline_seconds,
+            max_page_bytes=self.max_page_bytes,
+            max_total_bytes=self.max_total_bytes,
+            max_pages=self.max_pages,
         )

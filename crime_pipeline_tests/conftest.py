@@ -7,12 +7,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from crime_pipeline.lib import synthetic
 from crime_pipeline.definitions import build_definitions
+from crime_pipeline.lib import synthetic
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.lib.lake.layout import LakeLayout
 from crime_pipeline.lib.lake.ledger import record_generated
-from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.orchestrate import run_pipeline
+from crime_pipeline_tests.tooling import tiers
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -38,8 +39,9 @@ def instance():
 class Pipeline:
     """Runs `crime-pipeline run`'s logic against a temporary lake and instance, keeping its output."""
 
-    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, lake: LakeLayout,
-                 downstream: list[str] | None = None):
+    def __init__(
+        self, defs: dg.Definitions, instance: dg.DagsterInstance, lake: LakeLayout, downstream: list[str] | None = None
+    ):
         self.defs, self.instance, self.lake, self.downstream = defs, instance, lake, downstream
         self.output: list[str] = []
 
@@ -55,8 +57,11 @@ class Pipeline:
     def generate(self, name: str, rows: int, seed: int) -> synthetic.GeneratedIncidents:
         data = synthetic.generate_incidents(rows, seed)
         path = synthetic.write_export_csv(data, self.lake.incoming / name)
-        record_generated(self.lake, sha256_file(path), {"file": name, "rows": rows, "seed": seed,
-                                                        "generator_version": synthetic.GENERATOR_VERSION})
+        record_generated(
+            self.lake,
+            sha256_file(path),
+            {"file": name, "rows": rows, "seed": seed, "generator_version": synthetic.GENERATOR_VERSION},
+        )
         return data
 
 
@@ -99,3 +104,22 @@ def trained(trained_run):
     splits = read_parquet(lake.table("dataset_splits"))
     info = json.loads(lake.lake_file("dataset_splits.json").read_text())
     return lake, splits, info
+
+
+# Test tiers (crime_pipeline_tests/tooling/tiers.py): one marker per test, added here where a rule
+# holds; the guard fails a fast-tier test that starts a process or launches a Dagster run.
+def pytest_configure(config):
+    tiers.install()
+    config.pluginmanager.register(tiers.TierGuard(), "tier_guard")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        markers = [m.name for m in item.iter_markers()]
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            markers.append("hypothesis")  # its own marker comes after this hook
+        if not tiers.tier_markers(markers):
+            rule = tiers.rule_tier(item.nodeid, item.fixturenames, markers)
+            if rule:
+                item.add_marker(rule[0])

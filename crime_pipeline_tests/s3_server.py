@@ -13,11 +13,15 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_SESSION_TOKEN": "testing"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_SESSION_TOKEN": "testing",
+}
 
 
 def serve() -> None:
@@ -39,8 +43,13 @@ def serve() -> None:
 @contextmanager
 def s3_server() -> Iterator[str]:
     """Start the server in a subprocess; yield its endpoint URL; stop it."""
-    process = subprocess.Popen([sys.executable, "-m", "crime_pipeline_tests.s3_server"], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, env={**os.environ, **CREDENTIALS})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crime_pipeline_tests.s3_server"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **CREDENTIALS},
+    )
     try:
         line = process.stdout.readline()
         if not line.startswith("port "):

@@ -123,7 +123,7 @@ class SodaServer:
                     match = re.fullmatch(r":updated_at > '(.+)'", query.get("$where", ""))
                     if match:
                         rows = [r for r in rows if r[":updated_at"] > match.group(1)]
-                    rows = sorted(rows, key=lambda r: (r[":updated_at"], r[":id"]))[offset:offset + limit]
+                    rows = sorted(rows, key=lambda r: (r[":updated_at"], r[":id"]))[offset : offset + limit]
                 self._send(200, json.dumps(rows).encode())
 
             def _send(self, status: int, body: bytes):
@@ -154,7 +154,7 @@ class SodaServer:
                 for i in range(len(body)):
                     if server.stopping.wait(server.drip_seconds):
                         return
-                    self.wfile.write(body[i:i + 1])
+                    self.wfile.write(body[i : i + 1])
                     self.wfile.flush()
 
             def _drip_headers(self):  # the status line itself, one byte at a time
@@ -182,9 +182,10 @@ class SodaServer:
                 context.load_cert_chain(pem.name)
             self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # Polled every 50 ms, not the default 500: shutdown() waits for the next poll, in every test.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
-    def __enter__(self) -> "SodaServer":
+    def __enter__(self) -> SodaServer:
         self.thread.start()
         return self
 

@@ -36,11 +36,16 @@ class UI:
         while time.time() < deadline:
             assert proc.poll() is None, f"dg dev exited:\n{log.read_text()[-3000:]}"
             try:
-                data = self.graphql("{ workspaceOrError { ... on Workspace { locationEntries { name "
-                                    "locationOrLoadError { __typename } } } } }")
+                data = self.graphql(
+                    "{ workspaceOrError { ... on Workspace { locationEntries { name "
+                    "locationOrLoadError { __typename } } } } }"
+                )
                 entries = data["workspaceOrError"]["locationEntries"]
-                if entries and entries[0]["locationOrLoadError"] and \
-                        entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation":
+                if (
+                    entries
+                    and entries[0]["locationOrLoadError"]
+                    and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+                ):
                     return
             except OSError:
                 pass
@@ -50,8 +55,12 @@ class UI:
     def launch(self, assets: list[str], tags: dict[str, str] | None = None) -> str:
         """Launch a run of the given assets (and their checks) the way the UI's Materialize button does."""
         params = {
-            "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
-                         "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [a]} for a in assets]},
+            "selector": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": "__repository__",
+                "pipelineName": "__ASSET_JOB",
+                "assetSelection": [{"path": [a]} for a in assets],
+            },
             "mode": "default",
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
         }
@@ -67,8 +76,9 @@ class UI:
     def wait_for_run(self, run_id: str, timeout: float = 150) -> str:
         deadline = time.time() + timeout
         while time.time() < deadline:
-            status = self.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
-                                  {"id": run_id})["runOrError"]["status"]
+            status = self.graphql(
+                "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id}
+            )["runOrError"]["status"]
             if status in ("SUCCESS", "FAILURE", "CANCELED"):
                 return status
             time.sleep(1)
@@ -76,6 +86,7 @@ class UI:
 
     def run_times(self, run_id: str) -> tuple[float, float]:
         """(start, end) of a finished run, in seconds since the epoch, as the instance recorded them."""
-        run = self.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { startTime endTime } } }",
-                           {"id": run_id})["runOrError"]
+        run = self.graphql(
+            "query($id: ID!) { runOrError(runId: $id) { ... on Run { startTime endTime } } }", {"id": run_id}
+        )["runOrError"]
         return run["startTime"], run["endTime"]

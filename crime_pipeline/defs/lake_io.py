@@ -7,7 +7,7 @@ graph; `reads_metadata(reads)` shows what it read as the `lake/reads` metadata e
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 

@@ -4,19 +4,22 @@ import json
 import os
 
 import dagster as dg
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG, incoming_files
+from crime_pipeline.defs.ingestion import incoming_files
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.lib.lake.atomic import remove_stale_temp_files
 from crime_pipeline.lib.lake.layout import partition_key_for
 from crime_pipeline.lib.lake.ledger import scan_incoming
-from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.lib.lake.storage import fingerprint
 from crime_pipeline.resources import LakeResource
+from crime_pipeline.runs import IN_PROGRESS_STATUSES, SOURCE_FILE_TAG, reap_dead_runs
 
 # Sensors run by default; CRIME_PIPELINE_SENSORS=stopped starts them off (to drive runs by hand or in tests).
-SENSOR_STATUS = (dg.DefaultSensorStatus.STOPPED if os.environ.get("CRIME_PIPELINE_SENSORS", "running") == "stopped"
-                 else dg.DefaultSensorStatus.RUNNING)
+SENSOR_STATUS = (
+    dg.DefaultSensorStatus.STOPPED
+    if os.environ.get("CRIME_PIPELINE_SENSORS", "running") == "stopped"
+    else dg.DefaultSensorStatus.RUNNING
+)
 
 MAX_RETRIES = 2
 
@@ -38,8 +41,6 @@ def incoming_file_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     left where they are, untouched.
     """
     layout = lake.layout
-    from crime_pipeline.orchestrate import reap_dead_runs
-
     for path in remove_stale_temp_files(layout.root):  # on an object store: versions no pointer names
         context.log.info(f"removed {path.name}, left half-written by a killed run or superseded")
     reap_dead_runs(context.instance, echo=context.log.warning)
@@ -68,14 +69,21 @@ def incoming_file_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
         # A file read before but never validated (a crash, a failed check) is retried, a few times,
         # never while a run for it is still going.
         runs = context.instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": f.key}))
-        if any(r.dagster_run.status in IN_PROGRESS_RUN_STATUSES for r in runs):
+        if any(r.dagster_run.status in IN_PROGRESS_STATUSES for r in runs):
             continue
         if len(runs) > MAX_RETRIES:
-            context.log.error(f"{f.path.name}: not validated after {len(runs)} runs; fix the file or run "
-                              "`crime-pipeline run` to see why")
+            context.log.error(
+                f"{f.path.name}: not validated after {len(runs)} runs; fix the file or run "
+                "`crime-pipeline run` to see why"
+            )
             continue
-        requests.append(dg.RunRequest(run_key=f.key if not runs else f"{f.key}:retry{len(runs)}",
-                                      partition_key=f.key, tags={SOURCE_FILE_TAG: f.path.name}))
+        requests.append(
+            dg.RunRequest(
+                run_key=f.key if not runs else f"{f.key}:retry{len(runs)}",
+                partition_key=f.key,
+                tags={SOURCE_FILE_TAG: f.path.name},
+            )
+        )
     new_keys = [f.key for f in new]
     return dg.SensorResult(
         run_requests=requests,

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crime_pipeline.defs import features as feature_defs
-from crime_pipeline.defs import validation as validation_defs
-from crime_pipeline.lib.lake.reads import DeclaredReads, UndeclaredReadError
-from crime_pipeline.lib.lake.catalog import producers_of
+from crime_pipeline.lib.features import stages as feature_stages  # where build_features looks names up
+from crime_pipeline.lib.features.leakage import combination_accuracy, leakage_scores
 from crime_pipeline.lib.features.table import build_feature_table
+from crime_pipeline.lib.lake.catalog import producers_of
 from crime_pipeline.lib.lake.layout import LakeLayout
 from crime_pipeline.lib.lake.ledger import ingested
-from crime_pipeline.lib.features.leakage import combination_accuracy, leakage_scores
+from crime_pipeline.lib.lake.reads import DeclaredReads, UndeclaredReadError
+from crime_pipeline.lib.validate import stages as validation_stages  # where the stages look names up
 from crime_pipeline_tests.conftest import API_SAMPLE
 
 
@@ -33,23 +33,31 @@ def check_failed_now(instance, asset: str, name: str) -> bool:
 
 
 def rerun(defs, instance, selection, partition_key=None):
-    return dg.materialize([*defs.assets, *(defs.asset_checks or [])], selection=selection, instance=instance,
-                          resources=defs.resources, partition_key=partition_key, raise_on_error=False)
+    return dg.materialize(
+        [*defs.assets, *(defs.asset_checks or [])],
+        selection=selection,
+        instance=instance,
+        resources=defs.resources,
+        partition_key=partition_key,
+        raise_on_error=False,
+    )
 
 
-def test_a_dropped_row_fails_rows_accounted_for_and_the_published_table_stays(pipeline, lake, defs, instance, monkeypatch):
+def test_a_dropped_row_fails_rows_accounted_for_and_the_published_table_stays(
+    pipeline, lake, defs, instance, monkeypatch
+):
     pipeline.drop("a.csv", API_SAMPLE)
     assert pipeline.run() == 0, pipeline.output
     key = next(iter(ingested(lake)))
     published = lake.validated_table(key).read_bytes()
-    original = validation_defs.validate_incidents
+    original = validation_stages.validate_incidents
 
     def drops_a_row(raw, **kwargs):
         result = original(raw, **kwargs)
         result.valid = result.valid.iloc[1:]
         return result
 
-    monkeypatch.setattr(validation_defs, "validate_incidents", drops_a_row)
+    monkeypatch.setattr(validation_stages, "validate_incidents", drops_a_row)
     result = rerun(defs, instance, ["validated_incidents", "incident_quarantine"], key)
     assert not check(result, "rows_accounted_for").passed
     assert lake.validated_table(key).read_bytes() == published  # the previous validation is still served
@@ -61,14 +69,14 @@ def test_a_merge_that_loses_or_doubles_a_row_is_not_published(pipeline, lake, de
     pipeline.drop("a.csv", API_SAMPLE)
     assert pipeline.run() == 0, pipeline.output
     published = lake.table("incidents").read_bytes()
-    original = validation_defs.supersede
+    original = validation_stages.supersede
 
     def faulty(merged):
         kept, superseded = original(merged)
         kept = kept.iloc[1:] if defect == "drop" else pd.concat([kept, kept.iloc[:1]], ignore_index=True)
         return kept, superseded
 
-    monkeypatch.setattr(validation_defs, "supersede", faulty)
+    monkeypatch.setattr(validation_stages, "supersede", faulty)
     result = rerun(defs, instance, ["incidents", "incident_features"])
     assert not check(result, red).passed
     assert "incident_features" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -77,12 +85,18 @@ def test_a_merge_that_loses_or_doubles_a_row_is_not_published(pipeline, lake, de
 
 def test_innocent_columns_that_spell_the_label_together_are_caught(pipeline, lake, defs, instance, monkeypatch):
     rng = np.random.default_rng(0)
-    label = pd.Series(rng.choice(list("ABCDEFGHI"), size=6000, p=[.4, .2, .15, .1, .05, .04, .03, .02, .01]))
+    label = pd.Series(rng.choice(list("ABCDEFGHI"), size=6000, p=[0.4, 0.2, 0.15, 0.1, 0.05, 0.04, 0.03, 0.02, 0.01]))
     codes = pd.factorize(label)[0]
     half = rng.random(len(label)) < 0.5
     noise = rng.integers(0, 9, (2, len(label)))
-    combo = pd.DataFrame({"which": half.astype(int), "a": np.where(half, codes, noise[0]),
-                          "b": np.where(half, noise[1], codes), "hour": rng.integers(0, 24, len(label))})
+    combo = pd.DataFrame(
+        {
+            "which": half.astype(int),
+            "a": np.where(half, codes, noise[0]),
+            "b": np.where(half, noise[1], codes),
+            "hour": rng.integers(0, 24, len(label)),
+        }
+    )
     assert not leakage_scores(combo, label)["leaky"].any()  # no column alone gives it away
     assert combination_accuracy(combo, label)["leaky"]  # together they do
     honest = combination_accuracy(combo[["hour"]], label)
@@ -97,10 +111,13 @@ def test_innocent_columns_that_spell_the_label_together_are_caught(pipeline, lak
         table = build_feature_table(frame, **options)
         ids = table["label_id"].to_numpy()
         coin = np.arange(len(ids)) % 2 == 0
-        return table.assign(hour=np.where(coin, ids, table["hour"]), weekday=np.where(coin, table["weekday"], ids),
-                            is_weekend=coin.astype(int))
+        return table.assign(
+            hour=np.where(coin, ids, table["hour"]),
+            weekday=np.where(coin, table["weekday"], ids),
+            is_weekend=coin.astype(int),
+        )
 
-    monkeypatch.setattr(feature_defs, "build_feature_table", leaky_pair)
+    monkeypatch.setattr(feature_stages, "build_feature_table", leaky_pair)
     result = rerun(defs, instance, ["incident_features", "dataset_splits"])
     evaluation = check(result, "no_label_leakage")
     assert not evaluation.passed and evaluation.metadata["combination_accuracy"].value > 0.9
@@ -126,7 +143,9 @@ def test_a_model_with_a_feature_off_the_allow_list_is_not_published(trained_copy
     candidate.write_text(json.dumps({**meta, "features": [*meta["features"], "incident_type_primary"]}))
     result = rerun(defs, instance, ["model_evaluation", "figures"])
     evaluation = check(result, "model_features_allowed")
-    assert not evaluation.passed and "incident_type_primary" in json.dumps(evaluation.metadata["features_not_allowed"].value)
+    assert not evaluation.passed and "incident_type_primary" in json.dumps(
+        evaluation.metadata["features_not_allowed"].value
+    )
     assert (lake.models / "mlp.json").read_bytes() == published
     assert "figures" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
@@ -134,15 +153,19 @@ def test_a_model_with_a_feature_off_the_allow_list_is_not_published(trained_copy
 def test_automation_requests_nothing_below_a_failed_blocking_check(pipeline, lake, defs, instance, monkeypatch):
     pipeline.drop("a.csv", API_SAMPLE)
     assert pipeline.run() == 0, pipeline.output
-    monkeypatch.setattr(validation_defs, "supersede", lambda merged: (merged.iloc[1:], merged.iloc[:0]))
+    monkeypatch.setattr(validation_stages, "supersede", lambda merged: (merged.iloc[1:], merged.iloc[:0]))
     assert not check(rerun(defs, instance, ["incidents"]), "accounting_reconciles").passed
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    requested = [k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys() if result.get_num_requested(k)]
+    requested = [
+        k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys() if result.get_num_requested(k)
+    ]
     assert requested == []
     # The CLI audits the failed asset again; with the defect gone it passes and the graph moves on.
     monkeypatch.undo()
     assert pipeline.run() == 0, pipeline.output
-    assert any("its last blocking check (accounting_reconciles) failed; auditing again" in line for line in pipeline.output)
+    assert any(
+        "its last blocking check (accounting_reconciles) failed; auditing again" in line for line in pipeline.output
+    )
     assert not check_failed_now(instance, "incidents", "accounting_reconciles")
 
 
@@ -162,15 +185,18 @@ def test_every_file_an_asset_reads_is_among_its_declared_inputs(trained_run):
         siblings = {k.to_user_string() for k in graph.get(key).execution_set_asset_keys}
         external = {"external"} if key.to_user_string() == "raw_incidents" else set()
         for path in reads.value:
-            assert producers_of(path) & (inputs | siblings | external), \
+            assert producers_of(path) & (inputs | siblings | external), (
                 f"{key.to_user_string()} reads {path}, which no declared input publishes"
+            )
             checked += 1
     assert checked >= 20
 
 
 def test_an_undeclared_read_fails_loudly(lake):
     reader = DeclaredReads(lake, "figures", {"figures", "model_evaluation"})
-    with pytest.raises(UndeclaredReadError, match="figures reads lake/dataset_splits.json, published by dataset_splits"):
+    with pytest.raises(
+        UndeclaredReadError, match="figures reads lake/dataset_splits.json, published by dataset_splits"
+    ):
         reader.json(lake.lake_file("dataset_splits.json"))
 
 
@@ -179,8 +205,11 @@ def test_a_file_read_but_never_validated_turns_the_warning_check_red(pipeline, l
 
     pipeline.drop("a.csv", API_SAMPLE)
     assert pipeline.run() == 0, pipeline.output
-    record_ingested(lake, "0123456789abcdef", {"file": "crashed.csv", "sha256": "0" * 64, "bytes": 1,
-                                               "rows_read": 5, "records_counted": 5})
+    record_ingested(
+        lake,
+        "0123456789abcdef",
+        {"file": "crashed.csv", "sha256": "0" * 64, "bytes": 1, "rows_read": 5, "records_counted": 5},
+    )
     result = rerun(defs, instance, ["incidents"])
     evaluation = check(result, "every_file_validated")
     assert not evaluation.passed and "crashed.csv" in evaluation.metadata["files_not_validated"].value

@@ -8,7 +8,8 @@ import zlib
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.remote_representation.external_data import ResourceConfigEnvVarSnap, RepositorySnap
+import pytest
+from dagster._core.remote_representation.external_data import RepositorySnap, ResourceConfigEnvVarSnap
 from dagster._serdes import serialize_value
 
 from crime_pipeline.definitions import SODA_TOKEN_VAR, build_definitions
@@ -44,6 +45,7 @@ def sqlite_values(path: Path) -> bytes:
     return b"\n".join(out)
 
 
+@pytest.mark.e2e
 def test_a_plain_run_writes_the_token_nowhere(tmp_path, monkeypatch):
     monkeypatch.setenv(SODA_TOKEN_VAR, SENTINEL)
     lake = LakeLayout(tmp_path / "lake").ensure()
@@ -77,6 +79,7 @@ def test_without_the_variable_no_token_is_configured(monkeypatch):
     assert defs.resources["open_data"].settings().app_token is None
 
 
+@pytest.mark.e2e
 def test_the_pull_still_sends_the_token_resolved_at_run_time(tmp_path, monkeypatch):
     from crime_pipeline_tests.soda_server import SodaServer, api_rows
 

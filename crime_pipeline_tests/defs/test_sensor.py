@@ -7,12 +7,20 @@ import os
 import dagster as dg
 import pytest
 
-from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG
 from crime_pipeline.defs.sensors import incoming_file_sensor
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.lib.lake.layout import partition_key_for
 from crime_pipeline.lib.lake.ledger import record_ingested, record_validated
-from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.resources import LakeResource
+from crime_pipeline.runs import (
+    FINISHED_STATUSES,
+    HOST_TAG,
+    IN_PROGRESS_STATUSES,
+    PID_TAG,
+    SOURCE_FILE_TAG,
+    process_tags,
+    reap_dead_runs,
+)
 from crime_pipeline_tests.conftest import API_SAMPLE
 
 
@@ -23,8 +31,9 @@ class Ticker:
         self.instance, self.lake, self.cursor = instance, lake, cursor
 
     def tick(self) -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                          resources={"lake": LakeResource(root=str(self.lake.root))})
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursor, resources={"lake": LakeResource(root=str(self.lake.root))}
+        )
         result = incoming_file_sensor(context)
         self.cursor = result.cursor
         return result
@@ -70,7 +79,9 @@ def test_the_ledger_not_the_run_history_decides(lake):
     path = lake.incoming / "known.csv"
     path.write_bytes(API_SAMPLE.read_bytes())
     digest = sha256_file(path)
-    record_ingested(lake, partition_key_for(digest), {"file": "known.csv", "sha256": digest, "bytes": 1, "rows_read": 200})
+    record_ingested(
+        lake, partition_key_for(digest), {"file": "known.csv", "sha256": digest, "bytes": 1, "rows_read": 200}
+    )
     record_validated(lake, partition_key_for(digest), {"valid": 194, "quarantined": 6})
     with dg.instance_for_test() as fresh:
         ticker = Ticker(fresh, lake)
@@ -88,16 +99,18 @@ def test_a_file_read_but_never_validated_is_retried_a_few_times(ticker, lake, in
     ticker.tick()
     [first] = ticker.tick().run_requests
     assert first.run_key == key
-    create_run_for_test(instance, job_name="ingest_file", tags={"dagster/partition": key},
-                        status=dg.DagsterRunStatus.STARTED)
+    create_run_for_test(
+        instance, job_name="ingest_file", tags={"dagster/partition": key}, status=dg.DagsterRunStatus.STARTED
+    )
     assert ticker.tick().run_requests == []  # never while a run for the file is still going
     for attempt in (1, 2):
         [run] = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         instance.report_run_failed(run)
         [retry] = ticker.tick().run_requests
         assert retry.run_key == f"{key}:retry{attempt}"
-        create_run_for_test(instance, job_name="ingest_file", tags={"dagster/partition": key},
-                            status=dg.DagsterRunStatus.STARTED)
+        create_run_for_test(
+            instance, job_name="ingest_file", tags={"dagster/partition": key}, status=dg.DagsterRunStatus.STARTED
+        )
     [run] = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
     instance.report_run_failed(run)
     assert ticker.tick().run_requests == []  # given up after a few tries: the error log names the file
@@ -126,3 +139,40 @@ def test_ordinary_download_names_are_accepted(ticker, lake):
     (lake.incoming / "Crime Incidents (1) – 2025.csv").write_bytes(API_SAMPLE.read_bytes())
     ticker.tick()
     assert len(ticker.tick().run_requests) == 1
+
+
+def test_run_statuses_are_dagsters_own_groups():
+    from dagster._core.storage.dagster_run import FINISHED_STATUSES as DAGSTER_FINISHED
+    from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES as DAGSTER_IN_PROGRESS
+
+    assert set(IN_PROGRESS_STATUSES) == set(DAGSTER_IN_PROGRESS)
+    assert set(FINISHED_STATUSES) == set(DAGSTER_FINISHED)
+
+
+def test_runs_whose_process_is_gone_are_marked_failed_and_live_ones_kept(instance):
+    from pathlib import Path
+
+    from dagster._core.test_utils import create_run_for_test
+
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text())  # every pid is below it: no such process
+    runs = {
+        name: create_run_for_test(
+            instance,
+            job_name="ingest_file",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={**process_tags(), PID_TAG: str(pid)},
+        )
+        for name, pid in (("dead", dead), ("live", os.getppid()), ("this", os.getpid()))
+    }
+    elsewhere = create_run_for_test(
+        instance,
+        job_name="ingest_file",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={PID_TAG: str(dead), HOST_TAG: "another-host"},
+    )
+    logged = []
+    assert reap_dead_runs(instance, echo=logged.append) == [runs["dead"].run_id]
+    assert instance.get_run_by_id(runs["dead"].run_id).status == dg.DagsterRunStatus.FAILURE
+    for run in (runs["live"], runs["this"], elsewhere):
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+    assert logged == [f"run {runs['dead'].run_id[:8]} was left running by a killed process; marked failed"]

@@ -16,7 +16,13 @@ def cli_env(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_generate_then_run_builds_the_lake_and_records_runs(cli_env, capsys):
+def rebuilt_assets(out: str) -> list[str]:
+    """The assets a `run` listed under "rebuilding N downstream assets:", in the order printed."""
+    listed = out.split("downstream assets:\n", 1)[1].split("done in", 1)[0]
+    return [line.split(":")[0].strip() for line in listed.splitlines() if line.startswith("  ")]
+
+
+def test_generate_then_run_builds_the_lake_and_records_runs(cli_env, capsys, monkeypatch):
     assert main(["generate", "--rows", "3000", "--seed", "4"]) == 0
     csv = cli_env / "lake" / "raw" / "incoming" / "buffalo_synthetic_3000_seed4.csv"
     assert csv.exists()
@@ -38,23 +44,59 @@ def test_generate_then_run_builds_the_lake_and_records_runs(cli_env, capsys):
 
     defs = build_definitions()
     with dg.DagsterInstance.get() as instance:
-        assert dg.materialize(defs.assets, selection=["incident_features"], instance=instance,
-                              resources=defs.resources).success
+        assert dg.materialize(
+            defs.assets, selection=["incident_features"], instance=instance, resources=defs.resources
+        ).success
     assert main(["run"]) == 0
     assert "everything is up to date" in capsys.readouterr().out
 
     # Rebuilt with other data (a random split instead of the temporal one), Dagster marks exactly
     # what lies below it stale, and the CLI rebuilds that, upstream first.
     with dg.DagsterInstance.get() as instance:
-        assert dg.materialize(defs.assets, selection=["dataset_splits"], instance=instance, resources=defs.resources,
-                              run_config={"ops": {"dataset_splits": {"config": {"strategy": "random"}}}}).success
+        assert dg.materialize(
+            defs.assets,
+            selection=["dataset_splits"],
+            instance=instance,
+            resources=defs.resources,
+            run_config={"ops": {"dataset_splits": {"config": {"strategy": "random"}}}},
+        ).success
+    assert main(["run"]) == 0
+    rebuilt = rebuilt_assets(capsys.readouterr().out)
+    assert sorted(rebuilt) == sorted(
+        [
+            "baseline_model",
+            "gbdt_model",
+            "mlp_model",
+            "mlp_weighted_model",
+            "model_evaluation",
+            "figures",
+            "crime_report",
+        ]
+    )
+    assert rebuilt[-1] == "crime_report" and rebuilt.index("model_evaluation") > rebuilt.index("mlp_model")
+
+    # A new code_version of one asset (a code change) rebuilds it and what lies below it, nothing else.
+    from crime_pipeline import definitions
+
+    def figures_changed(*args, **kwargs) -> dg.Definitions:
+        loaded = build_definitions(*args, **kwargs)
+        assets = [
+            a.map_asset_specs(lambda spec: spec.replace_attributes(code_version="new"))
+            if dg.AssetKey("figures") in a.keys
+            else a
+            for a in loaded.assets
+        ]
+        return dg.Definitions(assets=assets, asset_checks=loaded.asset_checks, resources=loaded.resources)
+
+    monkeypatch.setattr(definitions, "build_definitions", figures_changed)
     assert main(["run"]) == 0
     out = capsys.readouterr().out
-    listed = out.split("downstream assets:\n", 1)[1].split("done in", 1)[0]
-    rebuilt = [line.split(":")[0].strip() for line in listed.splitlines() if line.startswith("  ")]
-    assert sorted(rebuilt) == sorted(["baseline_model", "gbdt_model", "mlp_model", "mlp_weighted_model",
-                                      "model_evaluation", "figures", "crime_report"])
-    assert rebuilt[-1] == "crime_report" and rebuilt.index("model_evaluation") > rebuilt.index("mlp_model")
+    assert rebuilt_assets(out) == ["figures", "crime_report"]
+    [before] = [spec.code_version for spec in defs.resolve_all_asset_specs() if spec.key.to_user_string() == "figures"]
+    assert f"  figures: code version {before} -> new" in out
+    assert "  crime_report: below figures, which is rebuilt" in out
+    assert main(["run"]) == 0
+    assert "everything is up to date" in capsys.readouterr().out
 
 
 def test_run_with_nothing_to_do_says_so(cli_env, capsys):

@@ -20,10 +20,10 @@ import dagster as dg
 import pytest
 
 from crime_pipeline.lib import synthetic
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.lib.lake.faults import FAULT_ENV
 from crime_pipeline.lib.lake.layout import LakeLayout
 from crime_pipeline.lib.lake.ledger import ingested, record_generated, unvalidated_files
-from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline_tests.conftest import API_SAMPLE, REPO
 
 ROWS = 2500
@@ -44,18 +44,31 @@ class CliLake:
 
     def generate(self, name: str, rows: int = ROWS, seed: int = 3) -> Path:
         path = synthetic.write_export_csv(synthetic.generate_incidents(rows, seed), self.lake.incoming / name)
-        record_generated(self.lake, sha256_file(path), {"file": name, "rows": rows, "seed": seed,
-                                                        "generator_version": synthetic.GENERATOR_VERSION})
+        record_generated(
+            self.lake,
+            sha256_file(path),
+            {"file": name, "rows": rows, "seed": seed, "generator_version": synthetic.GENERATOR_VERSION},
+        )
         return path
 
     def run(self, fault: str | None = None, timeout: int = 400) -> subprocess.CompletedProcess:
-        env = {**os.environ, "CRIME_PIPELINE_LAKE": str(self.lake.root), "DAGSTER_HOME": str(self.home),
-               "CRIME_PIPELINE_SENSORS": "stopped", "OMP_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            "CRIME_PIPELINE_LAKE": str(self.lake.root),
+            "DAGSTER_HOME": str(self.home),
+            "CRIME_PIPELINE_SENSORS": "stopped",
+            "OMP_NUM_THREADS": "1",
+        }
         env.pop(FAULT_ENV, None)
         if fault:
             env[FAULT_ENV] = fault
-        return subprocess.run([sys.executable, "-m", "crime_pipeline.cli", "run"], env=env, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "crime_pipeline.cli", "run"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def quality(self) -> dict:
         return json.loads(self.lake.report_file("data_quality.json").read_text())

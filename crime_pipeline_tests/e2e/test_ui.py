@@ -12,22 +12,36 @@ import sys
 import pytest
 
 from crime_pipeline.lib import synthetic
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.lib.lake.layout import LakeLayout, partition_key_for
 from crime_pipeline.lib.lake.ledger import record_generated
-from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline_tests.conftest import REPO
 from crime_pipeline_tests.ui_client import LOCATION, UI, free_port
 
 EXPECTED_EDGES = {
-    ("raw_incidents", "validated_incidents"), ("raw_incidents", "incident_quarantine"),
-    ("validated_incidents", "incidents"), ("incidents", "incident_features"),
-    ("incident_features", "dataset_splits"), ("dataset_splits", "baseline_model"),
-    ("dataset_splits", "mlp_model"), ("dataset_splits", "mlp_weighted_model"), ("dataset_splits", "gbdt_model"), ("mlp_model", "model_evaluation"),
-    ("model_evaluation", "figures"), ("figures", "crime_report"),
+    ("raw_incidents", "validated_incidents"),
+    ("raw_incidents", "incident_quarantine"),
+    ("validated_incidents", "incidents"),
+    ("incidents", "incident_features"),
+    ("incident_features", "dataset_splits"),
+    ("dataset_splits", "baseline_model"),
+    ("dataset_splits", "mlp_model"),
+    ("dataset_splits", "mlp_weighted_model"),
+    ("dataset_splits", "gbdt_model"),
+    ("mlp_model", "model_evaluation"),
+    ("model_evaluation", "figures"),
+    ("figures", "crime_report"),
 }
-GROUPS = {"raw_incidents": "ingestion", "validated_incidents": "validation", "incidents": "validation",
-          "incident_features": "features", "dataset_splits": "features", "mlp_model": "models",
-          "model_evaluation": "reports", "crime_report": "reports"}
+GROUPS = {
+    "raw_incidents": "ingestion",
+    "validated_incidents": "validation",
+    "incidents": "validation",
+    "incident_features": "features",
+    "dataset_splits": "features",
+    "mlp_model": "models",
+    "model_evaluation": "reports",
+    "crime_report": "reports",
+}
 
 
 @pytest.fixture
@@ -38,16 +52,28 @@ def dagster_dev(tmp_path):
     lake = LakeLayout(tmp_path / "lake").ensure()
     data = synthetic.generate_incidents(2500, seed=13)
     path = synthetic.write_export_csv(data, lake.incoming / "export.csv")
-    record_generated(lake, sha256_file(path), {"file": path.name, "rows": 2500, "seed": 13,
-                                               "generator_version": synthetic.GENERATOR_VERSION})
+    record_generated(
+        lake,
+        sha256_file(path),
+        {"file": path.name, "rows": 2500, "seed": 13, "generator_version": synthetic.GENERATOR_VERSION},
+    )
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CRIME_PIPELINE_LAKE": str(lake.root),
-           "CRIME_PIPELINE_SENSORS": "stopped"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CRIME_PIPELINE_LAKE": str(lake.root),
+        "CRIME_PIPELINE_SENSORS": "stopped",
+    }
     log = tmp_path / "dagster_dev.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "crime_pipeline.cli", "ui", "--port", str(port)], cwd=REPO,
-                                env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # its own process group, ended as a whole below
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crime_pipeline.cli", "ui", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # its own process group, ended as a whole below
     try:
         ui = UI(port)
         ui.wait_until_serving(proc, log)
@@ -59,8 +85,9 @@ def dagster_dev(tmp_path):
 
 def test_ui_serves_the_lineage_and_materializes_the_whole_graph(dagster_dev):
     ui, lake, key, log = dagster_dev
-    nodes = ui.graphql("{ assetNodes { assetKey { path } groupName description "
-                       "dependencyKeys { path } } }")["assetNodes"]
+    nodes = ui.graphql("{ assetNodes { assetKey { path } groupName description dependencyKeys { path } } }")[
+        "assetNodes"
+    ]
     by_name = {n["assetKey"]["path"][-1]: n for n in nodes}
     edges = {(d["path"][-1], name) for name, n in by_name.items() for d in n["dependencyKeys"]}
     assert EXPECTED_EDGES <= edges
@@ -79,13 +106,24 @@ def test_ui_serves_the_lineage_and_materializes_the_whole_graph(dagster_dev):
     run = ui.launch(["raw_incidents", "validated_incidents", "incident_quarantine"], {"dagster/partition": key})
     assert ui.wait_for_run(run) == "SUCCESS", log.read_text()[-3000:]
     # ...and for everything below it.
-    downstream = ["incidents", "incident_features", "dataset_splits", "baseline_model", "mlp_model", "mlp_weighted_model",
-                  "gbdt_model", "model_evaluation", "figures", "seed_reproduction", "crime_report"]
+    downstream = [
+        "incidents",
+        "incident_features",
+        "dataset_splits",
+        "baseline_model",
+        "mlp_model",
+        "mlp_weighted_model",
+        "gbdt_model",
+        "model_evaluation",
+        "figures",
+        "seed_reproduction",
+        "crime_report",
+    ]
     run = ui.launch(downstream)
     assert ui.wait_for_run(run) == "SUCCESS", log.read_text()[-3000:]
 
     report = ui.graphql(
-        "{ assetOrError(assetKey: {path: [\"crime_report\"]}) { ... on Asset { assetMaterializations(limit: 1) { "
+        '{ assetOrError(assetKey: {path: ["crime_report"]}) { ... on Asset { assetMaterializations(limit: 1) { '
         "metadataEntries { label __typename ... on PathMetadataEntry { path } ... on FloatMetadataEntry { floatValue } "
         "... on MarkdownMetadataEntry { mdStr } } } } } }"
     )["assetOrError"]["assetMaterializations"][0]["metadataEntries"]
@@ -96,7 +134,7 @@ def test_ui_serves_the_lineage_and_materializes_the_whole_graph(dagster_dev):
     assert "Bayes" in entries["summary"]["mdStr"]
 
     figures = ui.graphql(
-        "{ assetOrError(assetKey: {path: [\"figures\"]}) { ... on Asset { assetMaterializations(limit: 1) { "
+        '{ assetOrError(assetKey: {path: ["figures"]}) { ... on Asset { assetMaterializations(limit: 1) { '
         "metadataEntries { label ... on MarkdownMetadataEntry { mdStr } } } } } }"
     )["assetOrError"]["assetMaterializations"][0]["metadataEntries"]
     images = {e["label"] for e in figures if "data:image/png;base64," in (e.get("mdStr") or "")}

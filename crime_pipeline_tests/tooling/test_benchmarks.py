@@ -11,17 +11,11 @@ import sys
 
 import pytest
 
-from benchmarks import direct
 from benchmarks.ingestion import ALONE, PARTS
 from benchmarks.report import Section, table
 from benchmarks.stages import run_stages
-from crime_pipeline.defs.features import SplitConfig
-from crime_pipeline.defs.models import GBDTConfig, LogisticRegressionConfig, MLPConfig, WeightedMLPConfig
-from crime_pipeline.defs.seed_reproduction import SeedReproductionConfig
-from crime_pipeline.lib.models.mlp import MLPSettings
-from crime_pipeline.lib.reports.seed_method import SeedSettings
-
 from crime_pipeline_tests.conftest import REPO
+
 SECTIONS = ["ingestion", "seed", "mlp", "dagster", "incremental", "memory"]
 TARGETS = {"ingestion": "<= 3.00x", "mlp": ">= 0.80x", "dagster": "<= 25.0%", "incremental": "<= 10.0%"}
 
@@ -39,27 +33,16 @@ def test_ratio_rows_get_the_verdict_their_target_implies():
         section.add("x", 1.0, "furlongs")
 
 
-def test_the_direct_driver_uses_the_assets_config_defaults():
-    scales = ("cell_scales", "spread_scales", "target_scales")
-
-    def settings(config) -> MLPSettings:
-        values = config.model_dump(exclude={"max_train_rows"})
-        return MLPSettings(**{**values, **{k: tuple(values[k]) for k in scales}})
-
-    assert direct.MLP == settings(MLPConfig())
-    assert direct.MLP_WEIGHTED == settings(WeightedMLPConfig())
-    assert direct.LOGISTIC == LogisticRegressionConfig().model_dump(exclude={"max_train_rows"})
-    assert direct.GBDT == GBDTConfig().model_dump(exclude={"max_train_rows"})
-    for config in (MLPConfig(), WeightedMLPConfig(), LogisticRegressionConfig(), GBDTConfig()):
-        assert config.max_train_rows == direct.MAX_TRAIN_ROWS  # below it, the assets train on every row too
-    assert direct.SPLIT == SplitConfig().model_dump()
-    assert direct.SEED == SeedSettings(**SeedReproductionConfig().model_dump())
-
-
+@pytest.mark.e2e
 def test_quick_benchmark_reports_every_section_with_numbers(tmp_path):
     out = tmp_path / "quick.json"
-    result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out),
-                             "--workdir", str(tmp_path / "work")], cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     doc = json.loads(out.read_text())
 
@@ -97,6 +80,7 @@ def test_quick_benchmark_reports_every_section_with_numbers(tmp_path):
     assert sum(r["what"].startswith("ours, part by part") for r in ingestion["rows"]) == len(PARTS)
 
 
+@pytest.mark.e2e
 def test_each_stage_reports_its_own_peak_not_its_parents(tmp_path):
     # A child's ru_maxrss on Linux starts from what its parent held when forked; the stage must report its own.
     ballast = b"\x01" * (900 << 20)  # 900 MB resident in this (the parent) process

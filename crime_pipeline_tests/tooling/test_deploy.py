@@ -19,15 +19,22 @@ from kubernetes.utils.quantity import parse_quantity
 
 from crime_pipeline.definitions import build_definitions
 from crime_pipeline.deploy_tags import GPU_IMAGE_VAR, GPU_NODE_SELECTOR, GPU_TOLERATION, pod_tags
-
 from crime_pipeline_tests.conftest import REPO
+
 DEPLOY = REPO / "deploy"
-MLP_STEPS = {"mlp_model", "mlp_weighted_model"}
+MLP_STEPS = {"mlp_model"}  # the GPU steps; mlp_weighted_model reuses its network and trains nothing
 PER_FILE_STEPS = {"raw_incidents", "validate_file"}
 # The keys the chart's instance ConfigMap template reads from dagsterDaemon.runMonitoring (a free-form
 # map in the schema, so a misspelt key there would be dropped silently).
-RUN_MONITORING_KEYS = {"enabled", "startTimeoutSeconds", "cancelTimeoutSeconds", "maxRuntimeSeconds",
-                       "maxResumeRunAttempts", "pollIntervalSeconds", "freeSlotsAfterRunEndSeconds"}
+RUN_MONITORING_KEYS = {
+    "enabled",
+    "startTimeoutSeconds",
+    "cancelTimeoutSeconds",
+    "maxRuntimeSeconds",
+    "maxResumeRunAttempts",
+    "pollIntervalSeconds",
+    "freeSlotsAfterRunEndSeconds",
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +49,12 @@ JOB_CONFIG = DagsterK8sJobConfig(job_image="crime-pipeline:test", dagster_home="
 
 def pod_job(name: str, tags: dict[str, str]):
     """The V1Job dagster_k8s builds for a step with these tags, as the executor's step handler does."""
-    return construct_dagster_k8s_job(JOB_CONFIG, ["dagster", "api", "execute_step"], f"dagster-step-{name}",
-                                     user_defined_k8s_config=get_user_defined_k8s_config(tags))
+    return construct_dagster_k8s_job(
+        JOB_CONFIG,
+        ["dagster", "api", "execute_step"],
+        f"dagster-step-{name}",
+        user_defined_k8s_config=get_user_defined_k8s_config(tags),
+    )
 
 
 def step_pods(defs: dg.Definitions) -> dict[str, tuple[str | None, object]]:
@@ -61,7 +72,9 @@ def test_k8s_setting_selects_the_k8s_job_executor_for_every_job(k8s_defs):
 
 def test_an_unknown_executor_setting_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("CRIME_PIPELINE_EXECUTOR", "kubernetes")
-    with pytest.raises(dg.DagsterInvariantViolationError, match="'kubernetes': expected in_process, multiprocess or k8s"):
+    with pytest.raises(
+        dg.DagsterInvariantViolationError, match="'kubernetes': expected in_process, multiprocess or k8s"
+    ):
         build_definitions(str(tmp_path))
 
 
@@ -72,7 +85,9 @@ def test_only_the_mlp_steps_ask_for_a_gpu_and_every_step_for_cpu_and_memory(k8s_
         spec = job.spec.template.spec
         resources = spec.containers[0].resources
         requests, limits = resources.requests or {}, resources.limits or {}
-        assert {"cpu", "memory"} <= set(requests), f"{key}: give its decorator op_tags from crime_pipeline/deploy_tags.py"
+        assert {"cpu", "memory"} <= set(requests), (
+            f"{key}: give its decorator op_tags from crime_pipeline/deploy_tags.py"
+        )
         assert parse_quantity(limits["memory"]) >= parse_quantity(requests["memory"]), key
         if key in MLP_STEPS:
             assert pool == "gpu", key
@@ -84,9 +99,12 @@ def test_only_the_mlp_steps_ask_for_a_gpu_and_every_step_for_cpu_and_memory(k8s_
             assert not spec.node_selector and not spec.tolerations, key
 
 
+def as_tags(tags: dict) -> dict[str, str]:
+    return {key: json.dumps(value) for key, value in tags.items()}  # as Dagster stores op tags
+
+
 def test_gpu_steps_run_the_cuda_image_when_one_is_named(monkeypatch):
     monkeypatch.setenv(GPU_IMAGE_VAR, "registry.example.com/crime-pipeline:0.1.0-cuda")
-    as_tags = lambda tags: {key: json.dumps(value) for key, value in tags.items()}  # as Dagster stores op tags
     gpu = pod_job("mlp-model", as_tags(pod_tags("2", "4Gi", "8Gi", gpus=1))).spec.template.spec.containers[0]
     cpu = pod_job("gbdt-model", as_tags(pod_tags("2", "2Gi", "4Gi"))).spec.template.spec.containers[0]
     assert gpu.image == "registry.example.com/crime-pipeline:0.1.0-cuda"
@@ -142,13 +160,16 @@ def test_values_validate_against_the_chart_schema():
     assert schema_errors(load_values()) == []
 
 
-@pytest.mark.parametrize("path, wrong", [
-    (("runLauncher", "config", "k8sRunLauncher", "envSecret"), [{"name": "x"}]),  # misspelt key
-    (("runLaucher",), {"type": "K8sRunLauncher"}),  # misspelt top-level key
-    (("dagster-user-deployments", "deployments", 0, "codeServerArg"), ["-m", "x"]),
-    (("runLauncher", "type"), "KubernetesRunLauncher"),  # not one of the chart's launchers
-    (("concurrency", "pools", "defaultLimit"), "1"),  # wrong type
-])
+@pytest.mark.parametrize(
+    "path, wrong",
+    [
+        (("runLauncher", "config", "k8sRunLauncher", "envSecret"), [{"name": "x"}]),  # misspelt key
+        (("runLaucher",), {"type": "K8sRunLauncher"}),  # misspelt top-level key
+        (("dagster-user-deployments", "deployments", 0, "codeServerArg"), ["-m", "x"]),
+        (("runLauncher", "type"), "KubernetesRunLauncher"),  # not one of the chart's launchers
+        (("concurrency", "pools", "defaultLimit"), "1"),  # wrong type
+    ],
+)
 def test_a_wrong_key_or_value_fails_the_schema(path, wrong):
     values = copy.deepcopy(load_values())
     node = values
@@ -172,8 +193,11 @@ def test_values_run_our_image_on_k8s_with_the_lake_on_s3_and_the_local_pools():
     assert monitoring["enabled"] is True and set(monitoring) <= RUN_MONITORING_KEYS
     local = yaml.safe_load((REPO / ".dagster_home" / "dagster.yaml").read_text())["concurrency"]["pools"]
     assert values["concurrency"]["enabled"] is True
-    assert values["concurrency"]["pools"] == {"defaultLimit": local["default_limit"], "granularity": local["granularity"],
-                                              "opGranularityRunBuffer": local["op_granularity_run_buffer"]}
+    assert values["concurrency"]["pools"] == {
+        "defaultLimit": local["default_limit"],
+        "granularity": local["granularity"],
+        "opGranularityRunBuffer": local["op_granularity_run_buffer"],
+    }
 
 
 def test_no_secret_is_written_in_the_values():
@@ -194,8 +218,11 @@ def test_no_secret_is_written_in_the_values():
 
 def test_dockerfile_installs_the_pinned_cpu_torch_and_runs_the_code_server_unprivileged():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
-    pinned = next(d for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-                  if d.startswith("torch=="))
+    pinned = next(
+        d
+        for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+        if d.startswith("torch==")
+    )
     assert f"ARG TORCH_VERSION={pinned.removeprefix('torch==')}" in dockerfile
     assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in dockerfile
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)

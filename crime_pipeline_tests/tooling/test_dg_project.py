@@ -9,16 +9,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from crime_pipeline.definitions import build_definitions
 from crime_pipeline_tests.conftest import REPO
 from crime_pipeline_tests.soda_server import SodaServer, api_rows
+
+pytestmark = pytest.mark.external
 
 DG = Path(sys.executable).parent / "dg"
 
 
 def dg(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(DG), *args], cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [str(DG), *args], cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_dg_check_defs_passes():
@@ -32,7 +37,9 @@ def test_dg_list_defs_shows_every_asset_and_the_automation():
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     assets = {a["asset_key"] for a in listed["assets"]}
-    graph_assets = {k.to_user_string() for k in build_definitions("/nonexistent").resolve_asset_graph().get_all_asset_keys()}
+    graph_assets = {
+        k.to_user_string() for k in build_definitions("/nonexistent").resolve_asset_graph().get_all_asset_keys()
+    }
     assert assets == graph_assets and {"open_data_pull", "raw_incidents", "crime_report"} <= assets
     assert {s["name"] for s in listed["sensors"]} == {"incoming_file_sensor", "refresh_downstream"}
     assert [s["name"] for s in listed["schedules"]] == ["open_data_pull_job_schedule"]
@@ -46,9 +53,17 @@ def test_dg_launch_materializes_an_asset(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     with SodaServer(api_rows(5)) as server:
-        result = dg("launch", "--assets", "open_data_pull",
-                    env={"CRIME_PIPELINE_LAKE": str(lake), "DAGSTER_HOME": str(home),
-                         "CRIME_PIPELINE_SODA_URL": server.url, "CRIME_PIPELINE_SENSORS": "stopped"})
+        result = dg(
+            "launch",
+            "--assets",
+            "open_data_pull",
+            env={
+                "CRIME_PIPELINE_LAKE": str(lake),
+                "DAGSTER_HOME": str(home),
+                "CRIME_PIPELINE_SODA_URL": server.url,
+                "CRIME_PIPELINE_SENSORS": "stopped",
+            },
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     [written] = list((lake / "raw" / "incoming").iterdir())
     assert written.name.startswith("open_data_pull_") and len(written.read_text().splitlines()) == 6

@@ -37,8 +37,16 @@ SOURCE_COLUMNS: tuple[str, ...] = ("source_file", "source_sha256", "source_line"
 # Every column our own code adds to a row (ingestion, validation, the merge). An input column with
 # one of these names is renamed `input_<name>`, keeping its values, so it never collides with ours.
 RESERVED_COLUMNS: tuple[str, ...] = (
-    *SOURCE_COLUMNS, "raw_record", "rules", "label", "hour_of_day_reported", "hour_of_day_mismatch",
-    "time_defaulted_noon", "date_is_first_of_month", "ingest_seq", "partition_key",
+    *SOURCE_COLUMNS,
+    "raw_record",
+    "rules",
+    "label",
+    "hour_of_day_reported",
+    "hour_of_day_mismatch",
+    "time_defaulted_noon",
+    "date_is_first_of_month",
+    "ingest_seq",
+    "partition_key",
 )
 
 

@@ -2,9 +2,10 @@
 
 Built-in profiles live in `crime_pipeline/cities/*.yaml`. Users add cities without code: every
 `*.yaml` in the folders named by `CRIME_PIPELINE_CITIES` (os.pathsep-separated) and in `<lake>/cities/`
-is loaded too (a user file with a built-in's key replaces it). A bad profile fails with one
-sentence naming the file, the field and the bad value. Buffalo is the default profile: a lake
-whose tables carry no `city` column is Buffalo's.
+is loaded too (a user file with a built-in's key replaces it). The lake is a parameter, never
+registered: stages pass `lake_root=layout.root`; without one, the default lake's profiles are read
+(`default_lake_root()`). A bad profile fails with one sentence naming the file, the field and the
+bad value. Buffalo is the default profile: a lake whose tables carry no `city` column is Buffalo's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crime_pipeline.lib.lake.layout import default_lake_root
+from crime_pipeline.lib.lake.storage import is_remote
+
 BUILTIN_FOLDER = Path(__file__).resolve().parents[2] / "cities"
 DEFAULT_CITY = "buffalo"
 CITIES_ENV = "CRIME_PIPELINE_CITIES"
@@ -26,9 +30,29 @@ CITIES_ENV = "CRIME_PIPELINE_CITIES"
 CITY_PREFIX_SEPARATOR = "__"
 # Canonical columns a profile may alias onto; anything else is kept under its normalised name.
 CANONICAL_COLUMNS = (
-    "case_number", "incident_datetime", "incident_id", "incident_type_primary", "incident_description",
-    "parent_incident_type", "clearance_type", "hour_of_day", "day_of_week", "address", "address_2", "state", "zip_code", "country", "neighborhood", "location", "latitude", "longitude", "created_at",
-    "updated_at", "council_district", "police_district", "census_tract",
+    "case_number",
+    "incident_datetime",
+    "incident_id",
+    "incident_type_primary",
+    "incident_description",
+    "parent_incident_type",
+    "clearance_type",
+    "hour_of_day",
+    "day_of_week",
+    "address",
+    "address_2",
+    "state",
+    "zip_code",
+    "country",
+    "neighborhood",
+    "location",
+    "latitude",
+    "longitude",
+    "created_at",
+    "updated_at",
+    "council_district",
+    "police_district",
+    "census_tract",
 )
 FEATURE_SOURCES = ("latitude", "longitude", "incident_datetime")
 
@@ -50,8 +74,10 @@ class Box(_Strict):
     @model_validator(mode="after")
     def _ordered(self):
         if not (self.lat_min < self.lat_max and self.lon_min < self.lon_max):
-            raise ValueError(f"needs lat_min < lat_max and lon_min < lon_max (got {self.lat_min}..{self.lat_max}, "
-                             f"{self.lon_min}..{self.lon_max})")
+            raise ValueError(
+                f"needs lat_min < lat_max and lon_min < lon_max (got {self.lat_min}..{self.lat_max}, "
+                f"{self.lon_min}..{self.lon_max})"
+            )
         return self
 
 
@@ -130,8 +156,9 @@ class CityProfile(_Strict):
                 raise ValueError(f"{canonical!r} is not a canonical column ({', '.join(CANONICAL_COLUMNS)})")
             for s in spellings:
                 if s != re.sub(r"[^0-9a-z]+", "_", s.strip().lower()).strip("_") or not s:
-                    raise ValueError(f"spelling {s!r} of {canonical!r} is not a normalised header (lower case, "
-                                     "underscores)")
+                    raise ValueError(
+                        f"spelling {s!r} of {canonical!r} is not a normalised header (lower case, underscores)"
+                    )
         return value
 
     @field_validator("date_formats")
@@ -140,8 +167,10 @@ class CityProfile(_Strict):
         for fmt in value:
             # Month first, 4-digit year: parse_datetimes reads every parse back field by field in that order.
             if not re.fullmatch(r"%m/%d/%Y(?:[ T](?:%[HIMSp]|[ :])+)?", fmt):
-                raise ValueError(f"{fmt!r} is not a supported date format (it must start %m/%d/%Y, then optionally "
-                                 "a time of %H or %I, %M, %S, %p)")
+                raise ValueError(
+                    f"{fmt!r} is not a supported date format (it must start %m/%d/%Y, then optionally "
+                    "a time of %H or %I, %M, %S, %p)"
+                )
         return value
 
     @model_validator(mode="after")
@@ -164,9 +193,13 @@ class CityProfile(_Strict):
             raise ValueError(f"field 'label_column': {self.label_column!r} is not a canonical column")
         for column in self.disguises:
             if column != re.sub(r"[^0-9a-z]+", "_", column.lower()).strip("_") or not column:
-                raise ValueError(f"field 'disguises': {column!r} is not a normalised column name (lower case, underscores)")
+                raise ValueError(
+                    f"field 'disguises': {column!r} is not a normalised column name (lower case, underscores)"
+                )
         if set(self.disguises) & set(FEATURE_SOURCES):
-            raise ValueError(f"field 'disguises': {sorted(set(self.disguises) & set(FEATURE_SOURCES))} are feature sources")
+            raise ValueError(
+                f"field 'disguises': {sorted(set(self.disguises) & set(FEATURE_SOURCES))} are feature sources"
+            )
         return self
 
     @property
@@ -224,30 +257,31 @@ def load_profile(path: Path) -> CityProfile:
     except ValidationError as exc:
         raise ProfileError(f"{path}: " + "; ".join(_describe(e) for e in exc.errors())) from exc
     if profile.key != path.stem:
-        raise ProfileError(f"{path}: field 'key' is {profile.key!r} but the file is named {path.name} "
-                           f"(name it {profile.key}.yaml)")
+        raise ProfileError(
+            f"{path}: field 'key' is {profile.key!r} but the file is named {path.name} (name it {profile.key}.yaml)"
+        )
     return profile
 
 
-_LAKE_ROOTS: list[Path] = []  # lakes this process works on (the lake resource registers its root)
+def _local_folder(root: str | os.PathLike) -> Path | None:
+    """A lake root as a local folder; None for an object store (no profiles are read from there)."""
+    if is_remote(root):
+        return None
+    text = os.fspath(root)
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme.lower() != "file":
+        return None
+    return Path(rest if sep else text)
 
 
-def register_lake_root(root: str | Path) -> None:
-    """Make the profiles in `<root>/cities/` known to every lookup in this process."""
-    root = Path(root)
-    if root not in _LAKE_ROOTS:
-        _LAKE_ROOTS.append(root)
-
-
-def profile_folders(lake_root: str | Path | None = None) -> list[Path]:
+def profile_folders(lake_root: str | os.PathLike | None = None) -> list[Path]:
     """Where profiles are read from, later folders overriding earlier ones: the built-ins,
-    `CRIME_PIPELINE_CITIES`, then `cities/` of the default lake and of every registered lake."""
+    `CRIME_PIPELINE_CITIES`, then `cities/` of the lake (the default lake when `lake_root` is None)."""
     folders = [BUILTIN_FOLDER]
     folders += [Path(p) for p in os.environ.get(CITIES_ENV, "").split(os.pathsep) if p]
-    from crime_pipeline.lib.lake.layout import default_lake_root
-
-    roots = [Path(default_lake_root()), *_LAKE_ROOTS] if lake_root is None else [Path(lake_root)]
-    folders += [root / "cities" for root in dict.fromkeys(roots) if (root / "cities").is_dir()]
+    root = _local_folder(default_lake_root() if lake_root is None else lake_root)
+    if root is not None and (root / "cities").is_dir():
+        folders.append(root / "cities")
     return folders
 
 
@@ -263,14 +297,14 @@ def _load_all(folders: tuple[Path, ...], stamp: tuple) -> dict[str, CityProfile]
     return found
 
 
-def profiles(lake_root: str | Path | None = None) -> dict[str, CityProfile]:
-    """Every known city profile by key (built-ins, then user folders)."""
+def profiles(lake_root: str | os.PathLike | None = None) -> dict[str, CityProfile]:
+    """Every known city profile by key (built-ins, then user folders, then the lake's `cities/`)."""
     folders = tuple(profile_folders(lake_root))
     stamp = tuple((str(p), p.stat().st_mtime_ns) for f in folders if f.is_dir() for p in sorted(f.glob("*.yaml")))
     return _load_all(folders, stamp)
 
 
-def get_profile(key: str | None = None, lake_root: str | Path | None = None) -> CityProfile:
+def get_profile(key: str | None = None, lake_root: str | os.PathLike | None = None) -> CityProfile:
     """The profile of `key` (the default city when None); ProfileError for an unknown key."""
     known = profiles(lake_root)
     key = key or DEFAULT_CITY

@@ -63,8 +63,13 @@ def leakage_scores(features: pd.DataFrame, label: pd.Series, seed: int = 0) -> p
     for column in features.columns:
         x = _discretise(features[column])
         mi = _mutual_information(x, y) - _mutual_information(x, shuffled)
-        rows.append({"column": column, "mi_ratio": max(mi, 0.0) / h_y if h_y > 0 else 0.0,
-                     "purity": _out_of_sample_purity(x, y, half)})
+        rows.append(
+            {
+                "column": column,
+                "mi_ratio": max(mi, 0.0) / h_y if h_y > 0 else 0.0,
+                "purity": _out_of_sample_purity(x, y, half),
+            }
+        )
     scores = pd.DataFrame(rows).set_index("column")
     majority = np.bincount(y).max() / len(y)
     scores["leaky"] = (scores["mi_ratio"] >= MI_RATIO_LIMIT) | (
@@ -87,8 +92,12 @@ def combination_accuracy(features: pd.DataFrame, label: pd.Series, seed: int = 0
     x = sample.apply(lambda c: pd.factorize(c)[0] if not pd.api.types.is_numeric_dtype(c) else c).to_numpy(dtype=float)
     tree = DecisionTreeClassifier(max_depth=8, min_samples_leaf=5, random_state=seed)
     accuracy = float(cross_val_score(tree, np.nan_to_num(x), y, cv=2).mean())
-    return {"accuracy": accuracy, "majority": majority, "rows": int(len(y)),
-            "leaky": accuracy >= COMBINATION_LIMIT and accuracy > majority + 0.05}
+    return {
+        "accuracy": accuracy,
+        "majority": majority,
+        "rows": int(len(y)),
+        "leaky": accuracy >= COMBINATION_LIMIT and accuracy > majority + 0.05,
+    }
 
 
 def disguise_scores(incidents: pd.DataFrame, disguises: dict[str, list[str]], seed: int = 0) -> dict:
@@ -102,6 +111,8 @@ def disguise_scores(incidents: pd.DataFrame, disguises: dict[str, list[str]], se
             out[city] = {}
             continue
         scores = leakage_scores(rows[present].astype("string").fillna(""), rows["label"], seed)
-        out[city] = {c: {"mi_ratio": float(v["mi_ratio"]), "purity": float(v["purity"]), "leaky": bool(v["leaky"])}
-                     for c, v in scores.to_dict(orient="index").items()}
+        out[city] = {
+            c: {"mi_ratio": float(v["mi_ratio"]), "purity": float(v["purity"]), "leaky": bool(v["leaky"])}
+            for c, v in scores.to_dict(orient="index").items()
+        }
     return out

@@ -31,12 +31,16 @@ class TooLittleDataError(ValueError):
 def incidents_needed(validation_fraction: float, test_fraction: float) -> int:
     """About how many incidents give every part its minimum at these fractions."""
     train_fraction = 1 - validation_fraction - test_fraction
-    return max(math.ceil(MIN_ROWS["train"] / train_fraction), math.ceil(MIN_ROWS["validation"] / validation_fraction),
-               math.ceil(MIN_ROWS["test"] / test_fraction))
+    return max(
+        math.ceil(MIN_ROWS["train"] / train_fraction),
+        math.ceil(MIN_ROWS["validation"] / validation_fraction),
+        math.ceil(MIN_ROWS["test"] / test_fraction),
+    )
 
 
-def check_parts(counts: dict[str, int], train_labels: pd.Series, validation_fraction: float,
-                test_fraction: float, why: str = "") -> None:
+def check_parts(
+    counts: dict[str, int], train_labels: pd.Series, validation_fraction: float, test_fraction: float, why: str = ""
+) -> None:
     """Raise TooLittleDataError unless every part has its minimum and training sees two types."""
     n = sum(counts.values())
     got = ", ".join(f"{part} {counts[part]}" for part in SPLITS)
@@ -106,17 +110,24 @@ def random_split(table: pd.DataFrame, validation_fraction: float, test_fraction:
     stratify = table["label_id"].to_numpy()
     counts = np.bincount(stratify)
     can_stratify = counts[counts > 0].min() >= 3
-    rest, test = train_test_split(index, test_size=test_fraction, random_state=seed,
-                                  stratify=stratify if can_stratify else None)
+    rest, test = train_test_split(
+        index, test_size=test_fraction, random_state=seed, stratify=stratify if can_stratify else None
+    )
     train, validation = train_test_split(
-        rest, test_size=validation_fraction / (1 - test_fraction), random_state=seed,
+        rest,
+        test_size=validation_fraction / (1 - test_fraction),
+        random_state=seed,
         stratify=table.loc[rest, "label_id"].to_numpy() if can_stratify else None,
     )
     split = pd.Series("train", index=table.index, name="split")
     split.loc[validation] = "validation"
     split.loc[test] = "test"
-    check_parts({part: int((split == part).sum()) for part in SPLITS}, table.loc[split == "train", "label"],
-                validation_fraction, test_fraction)
+    check_parts(
+        {part: int((split == part).sum()) for part in SPLITS},
+        table.loc[split == "train", "label"],
+        validation_fraction,
+        test_fraction,
+    )
     return split
 
 
@@ -141,12 +152,14 @@ def apply_minmax(frame: pd.DataFrame, scaler: dict[str, list[float]]) -> np.ndar
     return out
 
 
-def split_per_city(table: pd.DataFrame, strategy: str, validation_fraction: float, test_fraction: float,
-                   seed: int = 0) -> pd.Series:
+def split_per_city(
+    table: pd.DataFrame, strategy: str, validation_fraction: float, test_fraction: float, seed: int = 0
+) -> pd.Series:
     """The split of every city's rows on its own (each city's own time line, its own minimums).
 
     A table without a `city` column is one city. TooLittleDataError names the city when there are several.
     """
+
     def one(rows: pd.DataFrame) -> pd.Series:
         if strategy == "temporal":
             return temporal_split(rows, validation_fraction, test_fraction)

@@ -8,6 +8,8 @@ the first two are the label in disguise, the rest describe the report, not the i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from pandas.tseries.holiday import USFederalHolidayCalendar
@@ -58,8 +60,9 @@ def _cyclic(values: pd.Series, period: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sin(angle), np.cos(angle)
 
 
-def time_place_features(latitude: pd.Series, longitude: pd.Series, when: pd.Series,
-                        profile: CityProfile | None = None) -> pd.DataFrame:
+def time_place_features(
+    latitude: pd.Series, longitude: pd.Series, when: pd.Series, profile: CityProfile | None = None
+) -> pd.DataFrame:
     """The feature columns (in `FEATURE_COLUMNS` order) from the three allowed source fields.
 
     Distances are from the city's central point; grid cells count from the 0.1-degree corner below its box.
@@ -74,8 +77,9 @@ def time_place_features(latitude: pd.Series, longitude: pd.Series, when: pd.Seri
     out = pd.DataFrame(index=latitude.index)
     out["latitude"], out["longitude"] = lat, lon
     out["dist_downtown_km"] = np.hypot((lat - center[0]) * KM_PER_DEG_LAT, (lon - center[1]) * km_per_deg_lon)
-    out["grid_cell"] = (np.floor((lat - origin_lat) / GRID_SIZE_DEG) * 100
-                        + np.floor((lon - origin_lon) / GRID_SIZE_DEG)).astype(int)
+    out["grid_cell"] = (
+        np.floor((lat - origin_lat) / GRID_SIZE_DEG) * 100 + np.floor((lon - origin_lon) / GRID_SIZE_DEG)
+    ).astype(int)
     out["hour"] = when.dt.hour.astype(int)
     out["hour_sin"], out["hour_cos"] = _cyclic(out["hour"], 24)
     out["weekday"] = when.dt.day_of_week.astype(int)
@@ -93,13 +97,16 @@ def time_place_features(latitude: pd.Series, longitude: pd.Series, when: pd.Seri
     return out[list(FEATURE_COLUMNS)]
 
 
-def build_feature_table(incidents: pd.DataFrame, with_city: bool | None = None) -> pd.DataFrame:
+def build_feature_table(
+    incidents: pd.DataFrame, with_city: bool | None = None, lake_root: str | Path | None = None
+) -> pd.DataFrame:
     """Ids, features and label for every incident; only `SOURCE_COLUMNS` feed the features.
 
     Each city's rows get its own geography and `label_id` is the index in that city's classes; a
     `city` column is carried at the end (it is no feature) when `with_city`, which defaults to
     whether the rows hold any city but the default one: Buffalo's feature table stays what it always
     was. A caller building one table in batches passes it, so every batch has the same columns.
+    Cities' profiles are looked up among `lake_root`'s (its `cities/` folder and the built-ins).
     """
     incidents = incidents.reset_index(drop=True)
     default = default_profile().key
@@ -112,15 +119,19 @@ def build_feature_table(incidents: pd.DataFrame, with_city: bool | None = None) 
         return _feature_table(incidents, default_profile())
     if CITY_COLUMN not in incidents:
         incidents = incidents.assign(**{CITY_COLUMN: default})
-    parts = [_feature_table(rows, get_profile(city)).set_index(rows.index).assign(city=city)
-             for city, rows in incidents.groupby(CITY_COLUMN, sort=False)]
+    parts = [
+        _feature_table(rows, get_profile(city, lake_root=lake_root)).set_index(rows.index).assign(city=city)
+        for city, rows in incidents.groupby(CITY_COLUMN, sort=False)
+    ]
     if not parts:
         return _feature_table(incidents, default_profile()).assign(city=pd.Series(dtype=object))
     return pd.concat(parts).sort_index()
 
 
 def _feature_table(incidents: pd.DataFrame, profile: CityProfile) -> pd.DataFrame:
-    features = time_place_features(incidents["latitude"], incidents["longitude"], incidents["incident_datetime"], profile)
+    features = time_place_features(
+        incidents["latitude"], incidents["longitude"], incidents["incident_datetime"], profile
+    )
     table = pd.concat([incidents[list(ID_COLUMNS)].reset_index(drop=True), features.reset_index(drop=True)], axis=1)
     table["label"] = incidents["label"].to_numpy()
     table["label_id"] = table["label"].map(label_map(profile)).astype(int)

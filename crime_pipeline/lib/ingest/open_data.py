@@ -1,8 +1,9 @@
 """A small client for Socrata (SODA) open-data endpoints that does not trust the server.
 
 Each city's portal and dataset are in its profile (`open_data` in cities/<city>.yaml; Buffalo's
-incidents, the default, are dataset `d6g9-xbgu`; `settings_for` builds the settings). Rows updated since a watermark are asked for with
-`$where=:updated_at > '<watermark>'`, ordered by `:updated_at` and paged with `$limit`/`$offset`.
+incidents, the default, are dataset `d6g9-xbgu`; `settings_for` builds the settings). Rows updated
+since a watermark are asked for with `$where=:updated_at > '<watermark>'`, ordered by `:updated_at`
+and paged with `$limit`/`$offset`.
 
 Transient failures (HTTP 429 and 5xx, dropped or stalled connections) are retried with exponential
 backoff. Everything else stops the pull with one `SodaError` sentence naming the URL and the cause
@@ -21,6 +22,7 @@ import hashlib
 import http.client
 import io
 import json
+import os
 import socket
 import ssl
 import threading
@@ -28,8 +30,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+
+from crime_pipeline.lib.cities.profiles import get_profile
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -58,11 +62,10 @@ class SodaSettings:
     max_pages: int = 100  # 5 million rows at the default page size (the data set has ~323,000)
 
 
-def settings_for(city: str | None = None, **limits) -> SodaSettings:
-    """The settings of a city's portal and dataset, from its profile (the default city's by default)."""
-    from crime_pipeline.lib.cities.profiles import get_profile
-
-    portal = get_profile(city).open_data
+def settings_for(city: str | None = None, lake_root: str | os.PathLike | None = None, **limits) -> SodaSettings:
+    """The settings of a city's portal and dataset, from its profile (the default city's by default;
+    a profile in `<lake_root>/cities/` counts, the default lake's when `lake_root` is None)."""
+    portal = get_profile(city, lake_root).open_data
     return SodaSettings(portal.base_url, portal.dataset_id, **limits)
 
 
@@ -82,7 +85,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 class _Tracked:
     """A connection that hands its socket to the pull, so a watchdog can cut it at the deadline."""
 
-    def __init__(self, *args, pull: "_Pull", **kwargs):
+    def __init__(self, *args, pull: _Pull, **kwargs):
         super().__init__(*args, **kwargs)
         self._pull = pull
 
@@ -100,7 +103,7 @@ class _TrackedHTTPS(_Tracked, http.client.HTTPSConnection):
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, pull: "_Pull"):
+    def __init__(self, pull: _Pull):
         super().__init__()
         self.pull = pull
 
@@ -109,7 +112,7 @@ class _HTTPHandler(urllib.request.HTTPHandler):
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, pull: "_Pull"):
+    def __init__(self, pull: _Pull):
         super().__init__()
         self.pull = pull
 
@@ -124,8 +127,12 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _page_url(settings: SodaSettings, since: str | None, offset: int) -> str:
-    params = {"$limit": str(settings.page_size), "$offset": str(offset), "$order": ":updated_at, :id",
-              "$select": ":*, *"}
+    params = {
+        "$limit": str(settings.page_size),
+        "$offset": str(offset),
+        "$order": ":updated_at, :id",
+        "$select": ":*, *",
+    }
     if since:
         params["$where"] = f":updated_at > '{since}'"
     return f"{settings.base_url.rstrip('/')}/resource/{settings.dataset_id}.json?{urllib.parse.urlencode(params)}"
@@ -154,8 +161,11 @@ class _Pull:
         return SodaError(f"GET {url} failed: {cause}")
 
     def out_of_time(self, url: str) -> SodaError:
-        return self.error(url, f"the pull ran out of time (deadline_seconds={self.settings.deadline_seconds:g})"
-                               + (f" after {self.received:,} bytes of the response" if self.received else ""))
+        return self.error(
+            url,
+            f"the pull ran out of time (deadline_seconds={self.settings.deadline_seconds:g})"
+            + (f" after {self.received:,} bytes of the response" if self.received else ""),
+        )
 
     def adopt(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -180,8 +190,10 @@ class _Pull:
                     raise self.error(url, f"{exc.reason} {tries}") from exc
                 delay = s.backoff_seconds * 2**attempt
                 if time.monotonic() + delay >= self.deadline:
-                    raise self.error(url, f"{exc.reason} {tries}, and no time is left to retry "
-                                          f"(deadline_seconds={s.deadline_seconds:g})") from exc
+                    raise self.error(
+                        url,
+                        f"{exc.reason} {tries}, and no time is left to retry (deadline_seconds={s.deadline_seconds:g})",
+                    ) from exc
                 self.log(f"{exc.reason}; retrying in {delay:.1f}s (attempt {attempt + 2} of {s.max_retries + 1})")
                 self.sleep(delay)
         raise AssertionError("unreachable")
@@ -196,9 +208,12 @@ class _Pull:
             nxt = urllib.parse.urljoin(target, location)
             if _origin(nxt) != home:
                 scheme, host, port = home
-                raise self.error(url, f"the server redirected to {nxt}, which is not {scheme}://{host}:{port} "
-                                      "(the configured base_url); refused so the app token and the rows stay with "
-                                      "the configured portal (if it moved, set CRIME_PIPELINE_SODA_URL)")
+                raise self.error(
+                    url,
+                    f"the server redirected to {nxt}, which is not {scheme}://{host}:{port} "
+                    "(the configured base_url); refused so the app token and the rows stay with "
+                    "the configured portal (if it moved, set CRIME_PIPELINE_SODA_URL)",
+                )
             target = nxt
         raise self.error(url, f"more than {MAX_REDIRECTS} redirects")
 
@@ -234,8 +249,9 @@ class _Pull:
             if self.cut or isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
                 if request_deadline >= self.deadline:
                     raise self.out_of_time(url) from exc
-                raise _Transient(f"timed out (timeout_seconds={s.timeout_seconds:g}) "
-                                 f"after {self.received:,} bytes") from exc
+                raise _Transient(
+                    f"timed out (timeout_seconds={s.timeout_seconds:g}) after {self.received:,} bytes"
+                ) from exc
             if isinstance(getattr(exc, "reason", None), ssl.SSLCertVerificationError):
                 raise self.error(url, f"the server's TLS certificate was refused ({exc.reason})") from exc
             if isinstance(exc, urllib.error.URLError):
@@ -278,9 +294,13 @@ class _Pull:
         return b"".join(chunks)
 
 
-def fetch_updated_since(settings: SodaSettings, since: str | None, log: Callable[[str], None] = print,
-                        sleep: Callable[[float], None] = time.sleep,
-                        on_page: Callable[[int, int], None] | None = None) -> list[dict]:
+def fetch_updated_since(
+    settings: SodaSettings,
+    since: str | None,
+    log: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+    on_page: Callable[[int, int], None] | None = None,
+) -> list[dict]:
     """Every row updated after `since` (all rows when None), page by page, in update order.
     `on_page(offset, rows)` is told of every page received."""
     pull = _Pull(settings, log, sleep)
@@ -304,14 +324,18 @@ def fetch_updated_since(settings: SodaSettings, since: str | None, log: Callable
             return rows
         digest = hashlib.sha256(body).hexdigest()
         if digest in seen:
-            raise pull.error(url, f"page at offset {offset} repeats the page at offset {seen[digest]} "
-                                  "(the server ignores $offset); stopped paging")
+            raise pull.error(
+                url,
+                f"page at offset {offset} repeats the page at offset {seen[digest]} "
+                "(the server ignores $offset); stopped paging",
+            )
         seen[digest] = offset
         rows.extend(page)
         offset += len(page)
-    raise pull.error(_page_url(settings, since, offset),
-                     f"every one of {settings.max_pages} pages was full (max_pages); stopped paging "
-                     f"after {len(rows):,} rows")
+    raise pull.error(
+        _page_url(settings, since, offset),
+        f"every one of {settings.max_pages} pages was full (max_pages); stopped paging after {len(rows):,} rows",
+    )
 
 
 def rows_to_csv(rows: list[dict]) -> str:

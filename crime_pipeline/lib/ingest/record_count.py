@@ -6,9 +6,9 @@ import csv
 import io
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 DELIMITERS = (",", ";", "\t", "|")
 
@@ -37,15 +37,17 @@ def counting_records(path: str | Path) -> Iterator[Callable[[], int]]:
     """`count_csv_records(path)` in a child process, so the count runs on another core beside the
     parse; yields a function that waits for it. The child is this very file run as a script (only
     the standard library, isolated: -I), killed if the block is left by an exception."""
-    child = subprocess.Popen([sys.executable, "-I", __file__, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-I", __file__, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
     def result() -> int:
         out, err = child.communicate()
         if child.returncode != 0 or not out.strip().isdigit():
             last = (err.strip().splitlines() or ["no message"])[-1][:500]  # the exception, not the traceback
-            raise RuntimeError(f"the independent record count of {Path(path).name} failed "
-                               f"(exit {child.returncode}): {last}")
+            raise RuntimeError(
+                f"the independent record count of {Path(path).name} failed (exit {child.returncode}): {last}"
+            )
         return int(out)
 
     try:

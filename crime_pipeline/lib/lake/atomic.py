@@ -15,9 +15,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
-
+from typing import Any
 
 from crime_pipeline.lib.lake import storage
 from crime_pipeline.lib.lake.faults import fault_point
@@ -134,7 +134,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temp_files(root: str | os.PathLike, grace_seconds: float = storage.STALE_VERSION_SECONDS) -> list[Path]:
+def remove_stale_temp_files(
+    root: str | os.PathLike, grace_seconds: float = storage.STALE_VERSION_SECONDS
+) -> list[Path]:
     """Delete temporary files under `root` whose writing process is gone; return what was removed.
     On an object store: versions no pointer names, older than `grace_seconds` (storage.sweep_versions)."""
     root = storage.lake_path(root)

@@ -13,8 +13,9 @@ import fcntl
 import json
 import random
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from crime_pipeline.lib.lake import storage
 from crime_pipeline.lib.lake.atomic import write_bytes
@@ -29,6 +30,7 @@ def read_json(path: Path, default: dict) -> dict:
 
 
 # -- read-modify-write of a small JSON document by several writers -------------------------------
+
 
 def _precondition_failed(exc: BaseException) -> bool:
     for error in (exc, exc.__cause__, exc.__context__):

@@ -10,9 +10,10 @@ PUT retried on conflict on an object store (lib/storage.update_json).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from crime_pipeline.lib.lake import storage
 from crime_pipeline.lib.lake.documents import read_json, update_json
@@ -32,8 +33,10 @@ def split_by_status(files: dict[str, dict]) -> tuple[dict[str, dict], dict[str, 
     ones downstream assets merge; the others were read but their validation was never published
     (a crash, a failed check) and are retried."""
     ordered = sorted(files.items(), key=lambda kv: kv[1]["seq"])
-    return ({k: e for k, e in ordered if e.get("status") == VALIDATED},
-            {k: e for k, e in ordered if e.get("status") != VALIDATED})
+    return (
+        {k: e for k, e in ordered if e.get("status") == VALIDATED},
+        {k: e for k, e in ordered if e.get("status") != VALIDATED},
+    )
 
 
 def validated_files(layout: LakeLayout) -> dict[str, dict]:
@@ -60,7 +63,7 @@ def record_ingested(layout: LakeLayout, key: str, entry: dict) -> dict:
     def update(previous, files):
         seq = previous["seq"] if previous else max((f["seq"] for f in files.values()), default=0) + 1
         first = previous.get("ingested_at") if previous else None
-        return {**entry, "seq": seq, "ingested_at": first or datetime.now(timezone.utc).isoformat(), "status": "read"}
+        return {**entry, "seq": seq, "ingested_at": first or datetime.now(UTC).isoformat(), "status": "read"}
 
     return _update_entry(layout, key, update)
 
@@ -71,14 +74,14 @@ def record_validated(layout: LakeLayout, key: str, counts: dict) -> dict:
     def update(previous, files):
         if previous is None:
             raise KeyError(f"partition {key} was validated but never recorded as read")
-        return {**previous, "status": VALIDATED, "validation": counts,
-                "validated_at": datetime.now(timezone.utc).isoformat()}
+        return {**previous, "status": VALIDATED, "validation": counts, "validated_at": datetime.now(UTC).isoformat()}
 
     return _update_entry(layout, key, update)
 
 
 def record_generated(layout: LakeLayout, sha256: str, info: dict) -> None:
     """Remember that a file came from the built-in generator (enables the Bayes limit)."""
+
     def apply(manifest: dict) -> dict:
         manifest["files"][partition_key_for(sha256)] = {"sha256": sha256, **info}
         return manifest
@@ -114,7 +117,9 @@ class NewFile(NamedTuple):
     key: str  # partition key: the start of the content hash
 
 
-def scan_incoming(layout: LakeLayout, key_of: Callable[[Path], str | None]) -> tuple[list[NewFile], list[tuple[str, str]]]:
+def scan_incoming(
+    layout: LakeLayout, key_of: Callable[[Path], str | None]
+) -> tuple[list[NewFile], list[tuple[str, str]]]:
     """Files in raw/incoming not yet ingested, one per content, and notes on the rest.
 
     `key_of` gives a file's partition key, or None when it is not ready (the sensor waits for a

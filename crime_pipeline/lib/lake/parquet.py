@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -78,7 +78,9 @@ def write_parquet_batches(target: str | os.PathLike, batches) -> Path:
     return storage.lake_path(target)
 
 
-def read_parquet(source: str | os.PathLike, columns: list[str] | None = None, filters: list | None = None) -> pd.DataFrame:
+def read_parquet(
+    source: str | os.PathLike, columns: list[str] | None = None, filters: list | None = None
+) -> pd.DataFrame:
     """Read Parquet verifying page checksums, so a flipped byte fails loudly."""
     return read_table(source, columns=columns, filters=filters).to_pandas()
 
@@ -89,10 +91,14 @@ def parquet_metadata(source: str | os.PathLike) -> pq.FileMetaData:
         return pq.ParquetFile(fh).metadata
 
 
-def iter_parquet(source: str | os.PathLike, columns: list[str] | None = None,
-                 batch_rows: int = 250_000) -> Iterator[pa.Table]:
+def iter_parquet(
+    source: str | os.PathLike, columns: list[str] | None = None, batch_rows: int = 250_000
+) -> Iterator[pa.Table]:
     """A Parquet file as tables of at most `batch_rows` rows, checksums verified (bounded memory)."""
-    with storage.open_read(storage.lake_path(source)) as fh, pq.ParquetFile(fh, page_checksum_verification=True) as file:
+    with (
+        storage.open_read(storage.lake_path(source)) as fh,
+        pq.ParquetFile(fh, page_checksum_verification=True) as file,
+    ):
         empty = True
         for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
             empty = False

@@ -9,8 +9,9 @@ metadata entry, and the lineage test checks those against the asset graph.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -51,8 +52,9 @@ class DeclaredReads:
     def parquet(self, path: Path, columns: list[str] | None = None, filters: list | None = None) -> pd.DataFrame:
         return read_parquet(self.path(path), columns=columns, filters=filters)
 
-    def parquet_batches(self, path: Path, columns: list[str] | None = None,
-                        batch_rows: int = 250_000) -> Iterator[pa.Table]:
+    def parquet_batches(
+        self, path: Path, columns: list[str] | None = None, batch_rows: int = 250_000
+    ) -> Iterator[pa.Table]:
         """The table in batches of at most `batch_rows` rows (bounded memory), checksums verified."""
         return iter_parquet(self.path(path), columns, batch_rows)
 
@@ -61,7 +63,7 @@ class DeclaredReads:
         batch by batch: only the kept rows of the wide columns are ever held."""
         tables, offset = [], 0
         for batch in self.parquet_batches(path, columns):
-            tables.append(batch.filter(pa.array(keep[offset:offset + batch.num_rows])))
+            tables.append(batch.filter(pa.array(keep[offset : offset + batch.num_rows])))
             offset += batch.num_rows
         if not tables:  # a table without rows
             schema = self.parquet_schema(path)

@@ -30,9 +30,10 @@ import re
 import shutil
 import tempfile
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 ENDPOINT_ENV = "CRIME_PIPELINE_S3_ENDPOINT"
 VERSIONS = ".versions"
@@ -58,8 +59,11 @@ def _options(protocol: str) -> dict:
     endpoint = os.environ.get(ENDPOINT_ENV)
     return {
         # Bounded retries and timeouts: an unreachable endpoint fails in seconds, not minutes.
-        "config_kwargs": {"connect_timeout": 5, "read_timeout": 120,
-                          "retries": {"max_attempts": 3, "mode": "standard"}},
+        "config_kwargs": {
+            "connect_timeout": 5,
+            "read_timeout": 120,
+            "retries": {"max_attempts": 3, "mode": "standard"},
+        },
         "use_listings_cache": False,  # other processes (the sensor, other runs) change the listing
         **({"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}),
     }
@@ -74,7 +78,7 @@ def lake_path(root: str | os.PathLike) -> Path:
         return Path(text)
     protocol = text.split("://", 1)[0].lower()
     if protocol == "file":
-        return Path(text[len("file://"):])
+        return Path(text[len("file://") :])
     try:
         from upath import UPath
 
@@ -112,11 +116,12 @@ def relative(path: Path, root: Path) -> str:
         base, full = str(root).rstrip("/") + "/", str(path)
         if not full.startswith(base):
             raise ValueError(f"{path} is not inside the lake {root}")
-        return full[len(base):]
+        return full[len(base) :]
     return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
 
 
 # -- pointers and versions (object stores only) ------------------------------------------------
+
 
 def family(name: str) -> str:
     """The published name a staged or rejected file belongs to (`x.staged.parquet` -> `x.parquet`)."""
@@ -131,7 +136,7 @@ def _siblings(path) -> list:
 
 
 def new_version(target) -> Any:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     suffix = target.suffix if re.fullmatch(r"\.[A-Za-z0-9]+", target.suffix) else ""
     return target.parent / VERSIONS / family(target.name) / f"{stamp}-{uuid.uuid4().hex[:12]}{suffix}"
 
@@ -194,6 +199,7 @@ def _with_retry(path, read: Callable):
 
 
 # -- the operations every lake access goes through ----------------------------------------------
+
 
 def read_bytes(path) -> bytes:
     if not is_remote(path):
@@ -287,7 +293,7 @@ def sweep_versions(root, grace_seconds: float = STALE_VERSION_SECONDS) -> list:
     for key in objects:
         if marker in key:
             groups.setdefault(key.rsplit("/", 1)[0], []).append(key)
-    cutoff = datetime.now(timezone.utc) - timedelta(seconds=grace_seconds)
+    cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
     removed = []
     for group, versions in groups.items():
         parent, name = group.split(marker, 1)
@@ -302,7 +308,7 @@ def sweep_versions(root, grace_seconds: float = STALE_VERSION_SECONDS) -> list:
                     named.add(version.path)
         for key in versions:
             modified = objects[key].get("LastModified")
-            if key not in named and modified is not None and modified.astimezone(timezone.utc) <= cutoff:
+            if key not in named and modified is not None and modified.astimezone(UTC) <= cutoff:
                 root.fs.rm_file(key)
                 removed.append(_under(root, *key.rsplit("/", 1)))
     return removed
@@ -311,5 +317,5 @@ def sweep_versions(root, grace_seconds: float = STALE_VERSION_SECONDS) -> list:
 def _under(root, parent_key: str, name: str):
     """The lake path of object key `parent_key/name`, keeping the root's storage options."""
     base = root.path.rstrip("/")
-    relative_parent = parent_key[len(base):].strip("/")
+    relative_parent = parent_key[len(base) :].strip("/")
     return (root / relative_parent / name) if relative_parent else root / name

@@ -25,8 +25,8 @@ from sklearn.linear_model import LogisticRegression
 
 from crime_pipeline.lib.lake import storage
 from crime_pipeline.lib.lake.atomic import write_bytes, write_json
-from crime_pipeline.lib.models.mlp import CrimeMLP
-from crime_pipeline.lib.models.mlp import predict_proba as mlp_predict_proba
+from crime_pipeline.lib.models.mlp.network import CrimeMLP
+from crime_pipeline.lib.models.mlp.train import predict_proba as mlp_predict_proba
 
 KINDS = ("baseline", "mlp", "mlp_weighted", "gbdt")
 MLP_KINDS = ("mlp", "mlp_weighted")
@@ -62,8 +62,9 @@ def save_model(folder: Path, kind: str, model, metadata: dict, name: str | None 
     digest = hashlib.sha256(data).hexdigest()
     weights = folder / f"{name}-{digest[:12]}.{_SUFFIX[kind]}"
     write_bytes(weights, data)
-    meta_path = write_json(folder / f"{name}.json", {**metadata, "kind": kind, "weights_file": weights.name,
-                                                     "weights_sha256": digest})
+    meta_path = write_json(
+        folder / f"{name}.json", {**metadata, "kind": kind, "weights_file": weights.name, "weights_sha256": digest}
+    )
     for old in storage.glob(folder, f"{name}-*.{_SUFFIX[kind]}"):
         if old.name != weights.name:
             storage.remove(old)
@@ -92,6 +93,7 @@ def _deserialise(kind: str, data: bytes, meta: dict):
 
 def _read_metadata(meta_path: Path, kind: str) -> dict:
     """The metadata JSON, checked field by field: whatever is wrong is one sentence naming the file."""
+
     def bad(problem: str) -> ArtifactError:
         return ArtifactError(f"{meta_path} {problem}; retrain with the {kind}_model asset or restore the file")
 
@@ -113,8 +115,12 @@ def _read_metadata(meta_path: Path, kind: str) -> dict:
         "weights_sha256": lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v),
         "features": lambda v: isinstance(v, list) and v and all(isinstance(f, str) for f in v),
         "classes": lambda v: isinstance(v, list) and v and all(isinstance(c, str) for c in v),
-        "scaler": lambda v: isinstance(v, dict) and all(
-            isinstance(r, list) and len(r) == 2 and all(isinstance(x, (int, float)) for x in r) for r in v.values()),
+        "scaler": lambda v: (
+            isinstance(v, dict)
+            and all(
+                isinstance(r, list) and len(r) == 2 and all(isinstance(x, (int, float)) for x in r) for r in v.values()
+            )
+        ),
         "config": lambda v: isinstance(v, dict),
     }
     for key, ok in checks.items():
@@ -135,8 +141,10 @@ def _check_shape(kind: str, model, meta: dict, weights: Path) -> None:
         return  # load_state_dict already refuses a state of the wrong shape
     n_features, top_class = model.n_features_in_, int(np.asarray(model.classes_).max(initial=0))
     if n_features != len(meta["features"]) or top_class >= len(meta["classes"]):
-        raise ArtifactError(f"{weights.name} has {n_features} features and class ids up to {top_class}, but its "
-                            f"metadata lists {len(meta['features'])} features and {len(meta['classes'])} classes")
+        raise ArtifactError(
+            f"{weights.name} has {n_features} features and class ids up to {top_class}, but its "
+            f"metadata lists {len(meta['features'])} features and {len(meta['classes'])} classes"
+        )
 
 
 def load_model(folder: Path, kind: str, name: str | None = None):

@@ -10,7 +10,7 @@ PNG, so they appear the same whatever matplotlib backend the kernel ended up wit
 from __future__ import annotations
 
 import io
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -44,8 +44,9 @@ def by_city(incidents: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
 
 
 def _per_city(incidents: pd.DataFrame, sentence: Callable[[pd.DataFrame], str]) -> str:
-    return "\n".join(sentence(rows) if city is None else f"{city}: {sentence(rows)}"
-                     for city, rows in by_city(incidents))
+    return "\n".join(
+        sentence(rows) if city is None else f"{city}: {sentence(rows)}" for city, rows in by_city(incidents)
+    )
 
 
 def class_order(labels: pd.Series) -> list[str]:
@@ -67,6 +68,7 @@ def _left_out(incidents: pd.DataFrame) -> str:
 
 
 # --- sentences ---------------------------------------------------------------------------------
+
 
 def class_balance_sentence(incidents: pd.DataFrame) -> str:
     return _per_city(incidents, lambda rows: captions.class_distribution(rows["label"]))
@@ -90,8 +92,10 @@ def _hour_weekday(incidents: pd.DataFrame) -> str:
     if rows.empty:
         return "Hour by weekday: no incidents with a known time." + _left_out(incidents)
     day, hour, share = _peak(rows)
-    text = (f"Hour by weekday: the busiest hour of the week is {day} {hour:02d}:00, {share:.2%} of {len(rows):,} "
-            f"incidents ({share * 168:.1f} times an even spread over the 168 hours)")
+    text = (
+        f"Hour by weekday: the busiest hour of the week is {day} {hour:02d}:00, {share:.2%} of {len(rows):,} "
+        f"incidents ({share * 168:.1f} times an even spread over the 168 hours)"
+    )
     hours = pd.to_datetime(rows["incident_datetime"]).dt.hour
     peaks = []
     for label in class_order(rows["label"]):
@@ -127,18 +131,24 @@ def _trend(rows: pd.DataFrame) -> str:
         return "Monthly trend: no incidents."
     monthly = _monthly(rows)
     busiest, quietest = monthly.idxmax(), monthly.idxmin()  # ties go to the earliest month
-    text = (f"Monthly trend: {len(rows):,} incidents over {len(monthly)} months ({monthly.index[0]} to "
-            f"{monthly.index[-1]}); the busiest month was {busiest} with {monthly[busiest]:,}, the quietest "
-            f"{quietest} with {monthly[quietest]:,}")
+    text = (
+        f"Monthly trend: {len(rows):,} incidents over {len(monthly)} months ({monthly.index[0]} to "
+        f"{monthly.index[-1]}); the busiest month was {busiest} with {monthly[busiest]:,}, the quietest "
+        f"{quietest} with {monthly[quietest]:,}"
+    )
     if len(monthly) >= 24:
         first, last = int(monthly.iloc[:12].sum()), int(monthly.iloc[-12:].sum())
         if last >= 2 * first:  # "90.0 times as many", not "8900.0% more" (first > 0: months start with one)
-            text += (f"; the last 12 months have {last / first:.1f} times as many incidents as the first 12 "
-                     f"({last:,} against {first:,})")
+            text += (
+                f"; the last 12 months have {last / first:.1f} times as many incidents as the first 12 "
+                f"({last:,} against {first:,})"
+            )
         else:
             change = last / first - 1
-            text += (f"; the last 12 months have {abs(change):.1%} {'more' if change >= 0 else 'fewer'} "
-                     f"incidents than the first 12 ({last:,} against {first:,})")
+            text += (
+                f"; the last 12 months have {abs(change):.1%} {'more' if change >= 0 else 'fewer'} "
+                f"incidents than the first 12 ({last:,} against {first:,})"
+            )
     return text + "."
 
 
@@ -147,6 +157,7 @@ def monthly_trend_sentence(incidents: pd.DataFrame) -> str:
 
 
 # --- figures -----------------------------------------------------------------------------------
+
 
 def _grid(panels: int, ncols: int, width: float, height: float) -> tuple[Figure, list]:
     nrows = max(1, int(np.ceil(panels / ncols)))
@@ -172,8 +183,13 @@ def class_balance_figure(incidents: pd.DataFrame) -> Figure:
         shares = counts / max(int(counts.sum()), 1)
         bars = ax.barh(order[::-1], shares.to_numpy()[::-1], color="steelblue")
         for bar, (share, count) in zip(bars, zip(shares.to_numpy()[::-1], counts.to_numpy()[::-1])):
-            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {share:.1%} ({count:,})",
-                    va="center", fontsize=8)
+            ax.text(
+                bar.get_width(),
+                bar.get_y() + bar.get_height() / 2,
+                f" {share:.1%} ({count:,})",
+                va="center",
+                fontsize=8,
+            )
         ax.set_xlim(0, max(shares.max(), 0.01) * 1.35)
         ax.set_xlabel("share of incidents")
         ax.set_title(_titled(f"Class balance ({len(rows):,} incidents)", city), fontsize=10)
@@ -223,9 +239,16 @@ def hotspot_figures(incidents: pd.DataFrame) -> list[Figure]:
         for ax, (band, (lo, hi)) in zip(axes, TIME_BANDS.items()):
             part = placed[(hour >= lo) & (hour < hi)]
             if len(part):
-                image = ax.hexbin(part["longitude"], part["latitude"], C=np.full(len(part), 1.0 / len(part)),
-                                  reduce_C_function=np.sum, gridsize=30, extent=extent, cmap="inferno",
-                                  norm=LogNorm(vmin=1e-4, vmax=5e-2))
+                image = ax.hexbin(
+                    part["longitude"],
+                    part["latitude"],
+                    C=np.full(len(part), 1.0 / len(part)),
+                    reduce_C_function=np.sum,
+                    gridsize=30,
+                    extent=extent,
+                    cmap="inferno",
+                    norm=LogNorm(vmin=1e-4, vmax=5e-2),
+                )
             ax.set_xlim(extent[:2])
             ax.set_ylim(extent[2:])
             ax.set_title(f"{band} (n={len(part):,})", fontsize=9)

@@ -36,7 +36,9 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: list[str],
     return {
         "n": int(len(y)),
         "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)) if len(set(y)) > 1 else float(accuracy_score(y, pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred))
+        if len(set(y)) > 1
+        else float(accuracy_score(y, pred)),
         "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
         "weighted_f1": float(f1_score(y, pred, labels=labels, average="weighted", zero_division=0)),
         "log_loss": float(per_row_log_loss(y, proba).mean()) if probabilistic else None,
@@ -56,7 +58,9 @@ def baseline_probabilities(train_y: np.ndarray, n_rows: int, n_classes: int) -> 
     return {"majority": np.tile(majority, (n_rows, 1)), "prior": np.tile(prior, (n_rows, 1))}
 
 
-def beats_bayes_by_more_than_noise(y: np.ndarray, model_proba: np.ndarray, bayes_proba: np.ndarray, z: float = 3.0) -> dict:
+def beats_bayes_by_more_than_noise(
+    y: np.ndarray, model_proba: np.ndarray, bayes_proba: np.ndarray, z: float = 3.0
+) -> dict:
     """Paired test: does a model do better than the true posterior beyond z standard errors?
 
     Nothing can beat the Bayes posterior in expectation, so a significant win means the model saw
@@ -68,7 +72,10 @@ def beats_bayes_by_more_than_noise(y: np.ndarray, model_proba: np.ndarray, bayes
     out = {}
     for name, diff in (("accuracy", acc_diff), ("log_loss", loss_diff)):
         se = diff.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
-        out[name] = {"advantage": float(diff.mean()), "standard_error": float(se),
-                     "significant": bool(diff.mean() > z * se + 1e-12)}
+        out[name] = {
+            "advantage": float(diff.mean()),
+            "standard_error": float(se),
+            "significant": bool(diff.mean() > z * se + 1e-12),
+        }
     out["beats_bayes"] = out["accuracy"]["significant"] or out["log_loss"]["significant"]
     return out

@@ -13,11 +13,15 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
-from crime_pipeline.lib.lake.atomic import atomic_path  # noqa: E402
 from crime_pipeline.lib.cities.profiles import CityProfile, default_profile  # noqa: E402
+from crime_pipeline.lib.lake.atomic import atomic_path  # noqa: E402
 
-TIME_BANDS = {"Late night (0-4h)": (0, 5), "Morning (5-11h)": (5, 12), "Afternoon (12-17h)": (12, 18),
-              "Evening (18-23h)": (18, 24)}
+TIME_BANDS = {
+    "Late night (0-4h)": (0, 5),
+    "Morning (5-11h)": (5, 12),
+    "Afternoon (12-17h)": (12, 18),
+    "Evening (18-23h)": (18, 24),
+}
 
 
 def _save(fig, path: Path) -> Path:
@@ -31,16 +35,27 @@ def _save(fig, path: Path) -> Path:
 def confusion_matrix_figure(y: np.ndarray, pred: np.ndarray, classes: list[str], title: str, path: Path) -> Path:
     """Row-normalised confusion matrix: each row shows where incidents of one true type were sent."""
     matrix = confusion_matrix(y, pred, labels=range(len(classes))).astype(float)
-    matrix = np.divide(matrix, matrix.sum(axis=1, keepdims=True), out=np.zeros_like(matrix),
-                       where=matrix.sum(axis=1, keepdims=True) > 0)
+    matrix = np.divide(
+        matrix,
+        matrix.sum(axis=1, keepdims=True),
+        out=np.zeros_like(matrix),
+        where=matrix.sum(axis=1, keepdims=True) > 0,
+    )
     fig, ax = plt.subplots(figsize=(8.5, 7))
     image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if matrix[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{matrix[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if matrix[i, j] > 0.5 else "black",
+            )
     ax.set_xlabel("predicted type")
     ax.set_ylabel("true type")
     ax.set_title(title)
@@ -64,8 +79,9 @@ def training_curves_figure(history: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def _hexbin_grid(panels: dict[str, pd.DataFrame], title: str, path: Path, ncols: int,
-                 profile: CityProfile | None = None) -> Path:
+def _hexbin_grid(
+    panels: dict[str, pd.DataFrame], title: str, path: Path, ncols: int, profile: CityProfile | None = None
+) -> Path:
     profile = profile or default_profile()
     lat_range, lon_range = (profile.box.lat_min, profile.box.lat_max), (profile.box.lon_min, profile.box.lon_max)
     center = profile.center
@@ -78,8 +94,16 @@ def _hexbin_grid(panels: dict[str, pd.DataFrame], title: str, path: Path, ncols:
         # Colour = share of this panel's incidents per cell, on one log scale for every panel, so
         # panels of very different sizes compare fairly and the one colour bar is true for all.
         share = np.full(len(rows), 1.0 / max(len(rows), 1))
-        image = ax.hexbin(rows["longitude"], rows["latitude"], C=share, reduce_C_function=np.sum, gridsize=35,
-                          extent=(*lon_range, *lat_range), cmap="inferno", norm=LogNorm(vmin=1e-4, vmax=2e-2))
+        image = ax.hexbin(
+            rows["longitude"],
+            rows["latitude"],
+            C=share,
+            reduce_C_function=np.sum,
+            gridsize=35,
+            extent=(*lon_range, *lat_range),
+            cmap="inferno",
+            norm=LogNorm(vmin=1e-4, vmax=2e-2),
+        )
         ax.plot(center[1], center[0], marker="*", color="cyan", markersize=10)
         ax.set_title(f"{name} (n={len(rows):,})", fontsize=10)
         if i % ncols == 0:  # axis titles on the outer panels only, so nothing overlaps
@@ -90,13 +114,14 @@ def _hexbin_grid(panels: dict[str, pd.DataFrame], title: str, path: Path, ncols:
         ax.set_xlim(lon_range)
         ax.set_ylim(lat_range)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.subplots_adjust(wspace=0.3, hspace=0.3, right=0.82)
     fig.suptitle(title + "   (cyan star: downtown)")
     if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), label="share of the panel's incidents per cell (log scale)",
-                     shrink=0.8)
+        fig.colorbar(
+            image, ax=axes.ravel().tolist(), label="share of the panel's incidents per cell (log scale)", shrink=0.8
+        )
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
@@ -110,8 +135,9 @@ def hotspots_by_time_band(incidents: pd.DataFrame, path: Path, profile: CityProf
     return _hexbin_grid(panels, "Incident density by time of day", path, ncols=2, profile=profile)
 
 
-def hotspots_by_type(incidents: pd.DataFrame, classes: list[str], path: Path, top: int = 6,
-                     profile: CityProfile | None = None) -> Path:
+def hotspots_by_type(
+    incidents: pd.DataFrame, classes: list[str], path: Path, top: int = 6, profile: CityProfile | None = None
+) -> Path:
     """Where the main incident types happen."""
     counts = incidents["label"].value_counts()
     main = [c for c in classes if c in counts.index][:top]

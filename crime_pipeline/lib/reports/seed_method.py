@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,12 @@ VARIANTS = ("honest", "leaky")
 
 @dataclass(frozen=True)
 class SeedSettings:
+    """The seed's training settings, and how many incidents to spend on them.
+
+    The one declaration of these settings: the Dagster run config of seed_reproduction
+    (defs/seed_reproduction.SeedReproductionConfig) is derived from these fields.
+    """
+
     epochs: int = 15
     batch_size: int = 256
     learning_rate: float = 1e-3  # Adam's default, as the seed used it
@@ -46,7 +52,9 @@ class SeedSettings:
     test_fraction: float = 0.2
     max_rows: int = 50_000  # stratified sample; 0 = every incident
     max_categories: int = 30  # per disguise column; rarer values share one "(other)" column
-    threads: int = 1  # batches of 256 gain nothing from more; 0 = leave torch's setting
+    # torch CPU threads: batches of 256 gain nothing from more (measured: 2 threads cost 13x the CPU
+    # time on a busy machine); 0 = leave torch's setting
+    threads: int = 1
     seed: int = 0
 
     def __post_init__(self):
@@ -72,9 +80,14 @@ class SeedNet(nn.Module):
     def __init__(self, n_features: int, n_classes: int, dropout: float):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(n_features, 128), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(128, 64), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(64, 32), nn.ReLU(),
+            nn.Linear(n_features, 128),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(128, 64),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(64, 32),
+            nn.ReLU(),
             nn.Linear(32, n_classes),
         )
 
@@ -167,7 +180,9 @@ def torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
-def train_seed_network(x: np.ndarray, y: np.ndarray, n_classes: int, settings: SeedSettings, device: str) -> tuple[SeedNet, list[float]]:
+def train_seed_network(
+    x: np.ndarray, y: np.ndarray, n_classes: int, settings: SeedSettings, device: str
+) -> tuple[SeedNet, list[float]]:
     """The seed's training loop: fixed epochs, no early stopping; returns the model and epoch losses."""
     torch.manual_seed(settings.seed)
     data = TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long))
@@ -198,14 +213,19 @@ def score(model: SeedNet, x: np.ndarray, device: str, batch: int = 65_536) -> np
     out = []
     with torch.no_grad():
         for start in range(0, len(x), batch):
-            xb = torch.as_tensor(x[start:start + batch], dtype=torch.float32, device=device)
+            xb = torch.as_tensor(x[start : start + batch], dtype=torch.float32, device=device)
             out.append(torch.softmax(model(xb), 1).float().cpu().numpy())
     return np.concatenate(out)
 
 
-def reproduce(incidents: pd.DataFrame, settings: SeedSettings = SeedSettings(), device: str = "cpu",
-              log: Callable[[str], None] = print, classes: tuple[str, ...] = CLASSES,
-              sampled_from: int | None = None) -> dict:
+def reproduce(
+    incidents: pd.DataFrame,
+    settings: SeedSettings = SeedSettings(),
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+    classes: tuple[str, ...] = CLASSES,
+    sampled_from: int | None = None,
+) -> dict:
     """Run the seed's method honest and leaky on the same sample and split; return the metrics.
 
     `incidents` is the merged incidents table (label, latitude, longitude, incident_datetime and
@@ -226,14 +246,20 @@ def reproduce(incidents: pd.DataFrame, settings: SeedSettings = SeedSettings(), 
         raise ValueError(f"seed reproduction: needs at least 10 incidents, got {len(frame)}")
     train, test = split_rows(y, settings.test_fraction, settings.seed)
     majority_id = int(np.bincount(y[train], minlength=len(classes)).argmax())
-    majority = classification_metrics(y[test], _one_hot(np.full(len(test), majority_id), len(classes)), classes,
-                                      probabilistic=False)
+    majority = classification_metrics(
+        y[test], _one_hot(np.full(len(test), majority_id), len(classes)), classes, probabilistic=False
+    )
     doc = {
         "method": "random split; MinMax latitude and longitude; one-hot hour and weekday; MLP 128-64-32 ReLU, "
-                  "dropout 0.3, softmax; Adam; fixed epochs; torch DataLoader",
+        "dropout 0.3, softmax; Adam; fixed epochs; torch DataLoader",
         "settings": settings.to_dict(),
         "device": device,
-        "rows": {"incidents": int(population), "used": int(len(frame)), "train": int(len(train)), "test": int(len(test))},
+        "rows": {
+            "incidents": int(population),
+            "used": int(len(frame)),
+            "train": int(len(train)),
+            "test": int(len(test)),
+        },
         "sampled": len(frame) < population,
         "majority_class": classes[majority_id],
         "majority": {"accuracy": majority["accuracy"], "macro_f1": majority["macro_f1"]},
@@ -252,8 +278,10 @@ def reproduce(incidents: pd.DataFrame, settings: SeedSettings = SeedSettings(), 
                 "train_loss_by_epoch": [round(v, 5) for v in losses],
                 "seconds": round(time.perf_counter() - t0, 2),
             }
-            log(f"seed method, {variant}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} "
-                f"({info['n_features']} inputs, {doc['variants'][variant]['seconds']:.1f}s)")
+            log(
+                f"seed method, {variant}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} "
+                f"({info['n_features']} inputs, {doc['variants'][variant]['seconds']:.1f}s)"
+            )
     doc["sentence"] = verdict(doc)
     doc["seconds"] = round(time.perf_counter() - started, 2)
     return doc
@@ -268,11 +296,15 @@ def verdict(doc: dict) -> str:
     honest, leaky = doc["variants"]["honest"]["accuracy"], doc["variants"]["leaky"]["accuracy"]
     majority, name = doc["majority"]["accuracy"], doc["majority_class"]
     if leaky >= 0.9 and leaky - honest >= 0.2:
-        return (f"The seed's claim reappears only with the label's disguises among the inputs: {leaky:.1%} accuracy "
-                f"with them, {honest:.1%} on time and place alone, {_points(honest - majority)} always guessing "
-                f"{name} ({majority:.1%}).")
-    return (f"The seed's method reaches {leaky:.1%} accuracy with the label's disguises and {honest:.1%} without "
-            f"them, against {majority:.1%} for always guessing {name}.")
+        return (
+            f"The seed's claim reappears only with the label's disguises among the inputs: {leaky:.1%} accuracy "
+            f"with them, {honest:.1%} on time and place alone, {_points(honest - majority)} always guessing "
+            f"{name} ({majority:.1%})."
+        )
+    return (
+        f"The seed's method reaches {leaky:.1%} accuracy with the label's disguises and {honest:.1%} without "
+        f"them, against {majority:.1%} for always guessing {name}."
+    )
 
 
 def comparison_rows(doc: dict, evaluation: dict | None) -> list[dict]:
@@ -283,13 +315,26 @@ def comparison_rows(doc: dict, evaluation: dict | None) -> list[dict]:
     n, split = doc["rows"]["test"], "random"
     rows = [
         {"name": "seed method, honest", "split": split, "n_test": n, **_pick(doc["variants"]["honest"])},
-        {"name": "seed method with the label's disguises", "split": split, "n_test": n, **_pick(doc["variants"]["leaky"])},
+        {
+            "name": "seed method with the label's disguises",
+            "split": split,
+            "n_test": n,
+            **_pick(doc["variants"]["leaky"]),
+        },
     ]
     if evaluation and evaluation.get("models"):
         kind, best = max(evaluation["models"].items(), key=lambda kv: kv[1]["accuracy"])
-        rows.append({"name": f"our best honest model ({kind})", "split": evaluation.get("split", "?"),
-                     "n_test": evaluation.get("n_test"), **_pick(best)})
-    rows.append({"name": f"majority class ({doc['majority_class']})", "split": split, "n_test": n, **_pick(doc["majority"])})
+        rows.append(
+            {
+                "name": f"our best honest model ({kind})",
+                "split": evaluation.get("split", "?"),
+                "n_test": evaluation.get("n_test"),
+                **_pick(best),
+            }
+        )
+    rows.append(
+        {"name": f"majority class ({doc['majority_class']})", "split": split, "n_test": n, **_pick(doc["majority"])}
+    )
     return rows
 
 

@@ -1,4 +1,78 @@
-"""The built-in synthetic data set (see generator.py for the generating model)."""
+"""The built-in data set: crime incidents whose true class probabilities are known, for any city.
 
-from crime_pipeline.lib.synthetic.generator import *  # noqa: F403
-from crime_pipeline.lib.synthetic.generator import _version  # noqa: F401
+`from crime_pipeline.lib import synthetic`, then `synthetic.generate_incidents(rows, seed, city=)`,
+`synthetic.posterior(...)` (the Bayes limit) and `synthetic.write_export_files(...)`. By concern:
+spec.py (the generating model, its parameters and version), sample.py (clean rows), posterior.py
+(the exact P(type | place, time)), buffalo.py and chicago.py (the export layouts), dirt.py (dirt
+and re-issued records), generate.py (`generate_incidents`) and export.py (CSV files, in chunks).
+"""
+
+from crime_pipeline.lib.synthetic.buffalo import EXPORT_COLUMNS
+from crime_pipeline.lib.synthetic.chicago import CHICAGO_COLUMNS
+from crime_pipeline.lib.synthetic.dirt import DIRT_RATES, REISSUED_RATE
+from crime_pipeline.lib.synthetic.export import (
+    CHUNK_ROWS,
+    chunk_sizes,
+    generate_chunks,
+    write_export_csv,
+    write_export_files,
+)
+from crime_pipeline.lib.synthetic.formats import DATETIME_FORMAT
+from crime_pipeline.lib.synthetic.generate import GeneratedIncidents, generate_incidents
+from crime_pipeline.lib.synthetic.posterior import posterior
+from crime_pipeline.lib.synthetic.spec import (
+    CLASSES,
+    DEFAULT_ROWS,
+    DEFAULT_SEED,
+    GENERATOR_VERSION,
+    HOTSPOTS,
+    LAT_MAX,
+    LAT_MIN,
+    LON_MAX,
+    LON_MIN,
+    MODEL,
+    PRIMARY_TYPES,
+    PRIORS,
+    ROUNDED_FROM_YEAR,
+    TYPE_TIME,
+    YEARS,
+    CitySpec,
+    Hotspot,
+    generator_version,
+    spec,
+)
+
+__all__ = [
+    "CHICAGO_COLUMNS",
+    "CHUNK_ROWS",
+    "CLASSES",
+    "DATETIME_FORMAT",
+    "DEFAULT_ROWS",
+    "DEFAULT_SEED",
+    "DIRT_RATES",
+    "EXPORT_COLUMNS",
+    "GENERATOR_VERSION",
+    "HOTSPOTS",
+    "LAT_MAX",
+    "LAT_MIN",
+    "LON_MAX",
+    "LON_MIN",
+    "MODEL",
+    "PRIMARY_TYPES",
+    "PRIORS",
+    "REISSUED_RATE",
+    "ROUNDED_FROM_YEAR",
+    "TYPE_TIME",
+    "YEARS",
+    "CitySpec",
+    "GeneratedIncidents",
+    "Hotspot",
+    "chunk_sizes",
+    "generate_chunks",
+    "generate_incidents",
+    "generator_version",
+    "posterior",
+    "spec",
+    "write_export_csv",
+    "write_export_files",
+]

@@ -40,8 +40,9 @@ def quality_report(summaries: dict[str, dict], superseded: dict[str, int], kept:
     }
 
 
-def accounting_problems(files: dict[str, dict], kept: dict[str, int], quarantined: dict[str, int],
-                        superseded: dict[str, int]) -> list[str]:
+def accounting_problems(
+    files: dict[str, dict], kept: dict[str, int], quarantined: dict[str, int], superseded: dict[str, int]
+) -> list[str]:
     """Files whose record count at ingestion (a separate reader's) differs from kept + quarantined +
     superseded rows; empty when every row is accounted for."""
     problems = []
@@ -49,6 +50,8 @@ def accounting_problems(files: dict[str, dict], kept: dict[str, int], quarantine
         counted = entry.get("records_counted")
         found = kept.get(key, 0) + quarantined.get(key, 0) + superseded.get(key, 0)
         if counted != found:
-            problems.append(f"{entry['file']} ({key}): {counted} records in the file, {kept.get(key, 0)} kept + "
-                            f"{quarantined.get(key, 0)} quarantined + {superseded.get(key, 0)} superseded = {found}")
+            problems.append(
+                f"{entry['file']} ({key}): {counted} records in the file, {kept.get(key, 0)} kept + "
+                f"{quarantined.get(key, 0)} quarantined + {superseded.get(key, 0)} superseded = {found}"
+            )
     return problems

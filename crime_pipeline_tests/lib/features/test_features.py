@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crime_pipeline.defs import features as feature_defs
-from crime_pipeline.lib.lake.parquet import read_parquet
-from crime_pipeline.lib.features.table import FEATURE_COLUMNS, MODEL_FEATURES, build_feature_table
+from crime_pipeline.lib.features import stages as feature_stages  # where build_features looks names up
 from crime_pipeline.lib.features.leakage import leakage_scores
 from crime_pipeline.lib.features.splits import fit_minmax, random_split, temporal_split
+from crime_pipeline.lib.features.table import FEATURE_COLUMNS, MODEL_FEATURES, build_feature_table
+from crime_pipeline.lib.lake.parquet import read_parquet
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,9 @@ def test_a_batch_of_default_city_rows_keeps_the_city_column_when_asked(incidents
 def test_features_come_only_from_time_and_place(incidents):
     _, frame = incidents
     table = build_feature_table(frame)
-    assert [c for c in table.columns if c not in ("case_number", "incident_datetime", "label", "label_id")] == list(FEATURE_COLUMNS)
+    assert [c for c in table.columns if c not in ("case_number", "incident_datetime", "label", "label_id")] == list(
+        FEATURE_COLUMNS
+    )
     # Scrambling every other column of the input changes no feature.
     scrambled = frame.copy()
     for col in frame.columns:
@@ -74,17 +78,25 @@ def test_leaky_feature_fails_the_blocking_check_and_is_not_promoted(incidents, m
 
     defs = build_definitions(str(lake.root))
     with dg.instance_for_test() as instance:
-        result = dg.materialize(defs.assets, selection=["incident_features", "dataset_splits"], instance=instance,
-                                resources=defs.resources)
+        result = dg.materialize(
+            defs.assets, selection=["incident_features", "dataset_splits"], instance=instance, resources=defs.resources
+        )
         assert result.success
         promoted = lake.table("incident_features").read_bytes()
 
         def leaky_table(frame, **options):
-            return build_feature_table(frame, **options).assign(incident_type_primary=frame["incident_type_primary"].to_numpy())
+            return build_feature_table(frame, **options).assign(
+                incident_type_primary=frame["incident_type_primary"].to_numpy()
+            )
 
-        monkeypatch.setattr(feature_defs, "build_feature_table", leaky_table)
-        result = dg.materialize(defs.assets, selection=["incident_features", "dataset_splits"], instance=instance,
-                                resources=defs.resources, raise_on_error=False)
+        monkeypatch.setattr(feature_stages, "build_feature_table", leaky_table)
+        result = dg.materialize(
+            defs.assets,
+            selection=["incident_features", "dataset_splits"],
+            instance=instance,
+            resources=defs.resources,
+            raise_on_error=False,
+        )
         assert not result.success
         evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "no_label_leakage")
         assert not evaluation.passed
@@ -124,8 +136,9 @@ def test_scaler_sees_only_training_rows(incidents):
 
     defs = build_definitions(str(lake.root))
     with dg.instance_for_test() as instance:
-        assert dg.materialize(defs.assets, selection=["incident_features", "dataset_splits"], instance=instance,
-                              resources=defs.resources).success
+        assert dg.materialize(
+            defs.assets, selection=["incident_features", "dataset_splits"], instance=instance, resources=defs.resources
+        ).success
     splits = read_parquet(lake.table("dataset_splits"))
     info = json.loads(lake.lake_file("dataset_splits.json").read_text())
     train = splits[splits["split"] == "train"]
@@ -141,7 +154,9 @@ def test_column_lineage_traces_features_to_time_and_place_only(incidents):
 
     defs = build_definitions(str(lake.root))
     with dg.instance_for_test() as instance:
-        result = dg.materialize(defs.assets, selection=["incident_features"], instance=instance, resources=defs.resources)
+        result = dg.materialize(
+            defs.assets, selection=["incident_features"], instance=instance, resources=defs.resources
+        )
     [event] = result.get_asset_materialization_events()
     lineage = event.materialization.metadata["dagster/column_lineage"].value.deps_by_column
     sources = {col: {d.column_name for d in deps} for col, deps in lineage.items()}

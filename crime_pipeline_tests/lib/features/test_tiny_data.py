@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from crime_pipeline.lib import synthetic
-from crime_pipeline.lib.lake.parquet import read_parquet
-from crime_pipeline.lib.lake.layout import partition_key_for
-from crime_pipeline.lib.ingest.raw_csv import sha256_file
 from crime_pipeline.lib.features.splits import MIN_ROWS, TooLittleDataError, random_split, temporal_split
+from crime_pipeline.lib.ingest.raw_csv import sha256_file
+from crime_pipeline.lib.lake.layout import partition_key_for
+from crime_pipeline.lib.lake.parquet import read_parquet
 from crime_pipeline.lib.models.training import Matrices, matrices, train_gbdt, train_logistic_regression
 from crime_pipeline_tests.conftest import Pipeline
 
@@ -19,8 +19,14 @@ def incidents(n: int, *, one_instant: bool = False, labels: list[str] | None = N
     """A minimal split input: n incidents an hour apart (or all at noon on one day)."""
     when = pd.Timestamp("2024-03-01 12:00") + pd.to_timedelta(np.zeros(n) if one_instant else np.arange(n), unit="h")
     label = (labels or ["LARCENY/THEFT", "ASSAULT"]) * n
-    return pd.DataFrame({"case_number": [f"C{i:05d}" for i in range(n)], "incident_datetime": when,
-                         "label": label[:n], "label_id": [0 if x == "LARCENY/THEFT" else 1 for x in label[:n]]})
+    return pd.DataFrame(
+        {
+            "case_number": [f"C{i:05d}" for i in range(n)],
+            "incident_datetime": when,
+            "label": label[:n],
+            "label_id": [0 if x == "LARCENY/THEFT" else 1 for x in label[:n]],
+        }
+    )
 
 
 def test_eleven_valid_incidents_fail_at_the_split_with_the_counts_and_keep_ingestion(defs, instance, lake):
@@ -33,9 +39,11 @@ def test_eleven_valid_incidents_fail_at_the_split_with_the_counts_and_keep_inges
     assert pipe.run() == 1
     printed = "\n".join(pipe.output)
     assert "dataset_splits" in printed
-    assert ("Too little data to split: 11 incidents gave train 7, validation 2, test 2, but each part needs "
-            "at least 100 / 20 / 20 incidents (train / validation / test), about 143 incidents in all at "
-            "validation_fraction 0.15 and test_fraction 0.15.") in printed, printed
+    assert (
+        "Too little data to split: 11 incidents gave train 7, validation 2, test 2, but each part needs "
+        "at least 100 / 20 / 20 incidents (train / validation / test), about 143 incidents in all at "
+        "validation_fraction 0.15 and test_fraction 0.15."
+    ) in printed, printed
     assert "0 sample(s)" not in printed
     # Ingestion and validation are kept; nothing from the split down was built.
     assert len(read_parquet(lake.validated_table(key))) == 11
@@ -50,8 +58,10 @@ def test_all_incidents_at_one_instant_are_named_as_the_cause():
     with pytest.raises(TooLittleDataError) as caught:
         temporal_split(incidents(300, one_instant=True), 0.15, 0.15)
     message = str(caught.value)
-    assert message.startswith("Too little data to split: 300 incidents gave train 0, validation 0, test 300 "
-                              "because all of them are at one instant (2024-03-01 12:00:00)")
+    assert message.startswith(
+        "Too little data to split: 300 incidents gave train 0, validation 0, test 300 "
+        "because all of them are at one instant (2024-03-01 12:00:00)"
+    )
     assert caught.value.counts == {"incidents": 300, "train": 0, "validation": 0, "test": 300}
 
 
@@ -64,8 +74,11 @@ def test_the_minimum_is_exactly_enough_and_one_less_is_not():
 
 
 def test_random_split_of_tiny_data_gives_the_sentence_not_scikit_learns_error():
-    with pytest.raises(TooLittleDataError, match=r"^Too little data to split: 11 incidents gave train 7, "
-                                                 r"validation 2, test 2, but"):
+    with pytest.raises(
+        TooLittleDataError,
+        match=r"^Too little data to split: 11 incidents gave train 7, "
+        r"validation 2, test 2, but",
+    ):
         random_split(incidents(11), 0.15, 0.15, seed=0)
     with pytest.raises(TooLittleDataError, match=r"0 incidents gave train 0, validation 0, test 0"):
         random_split(incidents(0), 0.15, 0.15, seed=0)
@@ -75,9 +88,12 @@ def test_random_split_of_tiny_data_gives_the_sentence_not_scikit_learns_error():
 
 def test_a_training_part_of_one_incident_type_is_refused():
     table = incidents(400, labels=["LARCENY/THEFT"] * 300 + ["ASSAULT"] * 100)  # the newest are the assaults
-    with pytest.raises(TooLittleDataError, match=r"^Too little variety to train: 400 incidents gave train 280, "
-                                                 r"validation 60, test 60, but the training part holds 1 "
-                                                 r"incident type\(s\) \(LARCENY/THEFT\)"):
+    with pytest.raises(
+        TooLittleDataError,
+        match=r"^Too little variety to train: 400 incidents gave train 280, "
+        r"validation 60, test 60, but the training part holds 1 "
+        r"incident type\(s\) \(LARCENY/THEFT\)",
+    ):
         temporal_split(table, 0.15, 0.15)
 
 

@@ -15,14 +15,16 @@ import pandas as pd
 import pytest
 
 from crime_pipeline.lib import synthetic
-from crime_pipeline.defs import ingestion as ingestion_defs
-from crime_pipeline.defs import validation as validation_defs
-from crime_pipeline.lib.lake.parquet import read_parquet, write_parquet
-from crime_pipeline.lib.lake.ledger import ingested, record_generated
+from crime_pipeline.lib.ingest import stages as ingest_stages
+from crime_pipeline.lib.ingest.line_scan import record_start_lines
+from crime_pipeline.lib.ingest.raw_csv import RawCsv, read_raw_csv, sha256_file
 from crime_pipeline.lib.ingest.record_count import count_csv_records, counting_records
-from crime_pipeline.lib.ingest.raw_csv import RawCsv, _record_start_lines, read_raw_csv, sha256_file
+from crime_pipeline.lib.lake.ledger import ingested, record_generated
+from crime_pipeline.lib.lake.parquet import read_parquet, write_parquet
 from crime_pipeline.lib.models.training import stratified_sample
-from crime_pipeline.lib.validate.validation import supersede, validate_incidents
+from crime_pipeline.lib.validate import stages as validation_stages
+from crime_pipeline.lib.validate.supersede import supersede
+from crime_pipeline.lib.validate.validate import validate_incidents
 from crime_pipeline_tests.conftest import Pipeline
 
 AS_OF = pd.Timestamp("2026-01-01")
@@ -54,14 +56,15 @@ def planted(rows: int, remainder: int) -> int:
 
 def test_the_line_scan_is_the_same_for_any_block_boundary():
     data = tricky_export(120)
-    whole, quotes = _record_start_lines(io.BytesIO(data))
+    whole, quotes = record_start_lines(io.BytesIO(data))
     for block in (1, 2, 7, 333, 4096):  # 1 byte: a boundary inside every quote, CRLF and field
-        lines, q = _record_start_lines(io.BytesIO(data), block=block)
+        lines, q = record_start_lines(io.BytesIO(data), block=block)
         np.testing.assert_array_equal(lines, whole)
         assert q == quotes
     assert len(whole) == count_csv_records(data) + 1  # the csv module agrees: header + every record
 
 
+@pytest.mark.e2e
 def test_the_count_beside_the_parse_is_the_csv_modules_and_a_failed_one_names_the_file(tmp_path):
     path = tmp_path / "tricky.csv"
     path.write_bytes(tricky_export(300))  # quoted newlines, blank lines, CRLF, malformed records
@@ -95,8 +98,8 @@ def test_ingest_validate_merge_in_many_batches_equal_the_whole_file_at_once(lake
     pipe = Pipeline(defs, instance, lake, downstream=["incidents"])
     path = pipe.drop("tricky.csv", data)
     record_generated(lake, sha256_file(path), {"file": path.name, "rows": 1000, "seed": 11})
-    monkeypatch.setattr(ingestion_defs, "RAW_BLOCK_BYTES", 8192)  # ~40 blocks
-    monkeypatch.setattr(validation_defs, "VALIDATION_BATCH_ROWS", 150)  # ~7 validation and merge batches
+    monkeypatch.setattr(ingest_stages, "RAW_BLOCK_BYTES", 8192)  # ~40 blocks
+    monkeypatch.setattr(validation_stages, "VALIDATION_BATCH_ROWS", 150)  # ~7 validation and merge batches
     assert pipe.run() == 0, pipe.output
     [key] = ingested(lake)
 
@@ -105,21 +108,28 @@ def test_ingest_validate_merge_in_many_batches_equal_the_whole_file_at_once(lake
     rows = read.rows.copy()
     rows.insert(0, "source_file", path.name)
     rows.insert(1, "source_sha256", sha256_file(path))
-    whole = validate_incidents(rows, as_of=validation_defs.ingestion_time(ingested(lake)[key]))
+    whole = validate_incidents(rows, as_of=validation_stages.ingestion_time(ingested(lake)[key]))
     for name, frame in (("valid", whole.valid), ("quarantine", whole.quarantine)):
         write_parquet(lake.root / f"{name}.parquet", frame)
     raw = read_parquet(lake.raw_table(key))
     assert len(raw) == read.rows_read == count_csv_records(path)
     assert raw["source_line"].tolist() == read.rows["source_line"].tolist()
-    streamed_valid, streamed_quarantine = read_parquet(lake.validated_table(key)), read_parquet(lake.quarantine_table(key))
+    streamed_valid, streamed_quarantine = (
+        read_parquet(lake.validated_table(key)),
+        read_parquet(lake.quarantine_table(key)),
+    )
     pd.testing.assert_frame_equal(streamed_valid, read_parquet(lake.root / "valid.parquet"), check_exact=True)
     pd.testing.assert_frame_equal(streamed_quarantine, read_parquet(lake.root / "quarantine.parquet"), check_exact=True)
     assert (streamed_quarantine["rules"] == "row_malformed").sum() == planted(1000, 40)
 
     report = json.loads(lake.report_file("data_quality.json").read_text())
     kept, superseded = supersede(whole.valid.assign(ingest_seq=0))
-    assert report["totals"] == {"rows_read": read.rows_read, "valid": len(kept), "quarantined": len(whole.quarantine),
-                                "superseded": len(superseded)}
+    assert report["totals"] == {
+        "rows_read": read.rows_read,
+        "valid": len(kept),
+        "quarantined": len(whole.quarantine),
+        "superseded": len(superseded),
+    }
     assert report["quarantined_by_rule"] == whole.by_rule and report["flags"] == whole.flags
     incidents = read_parquet(lake.table("incidents"))
     assert sorted(incidents["source_line"]) == sorted(kept["source_line"])

@@ -6,10 +6,11 @@ import json
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from crime_pipeline.defs.open_data import open_data_pull, open_data_schedule
-from crime_pipeline.lib.lake.parquet import read_parquet
 from crime_pipeline.lib.ingest.open_data import SodaSettings
+from crime_pipeline.lib.lake.parquet import read_parquet
 from crime_pipeline.resources import LakeResource, OpenDataResource
 from crime_pipeline_tests.soda_server import SodaServer, api_rows
 
@@ -19,8 +20,9 @@ def pull(lake, server: SodaServer):
         [open_data_pull],
         resources={
             "lake": LakeResource(root=str(lake.root)),
-            "open_data": OpenDataResource(base_url=server.url, page_size=4, max_retries=2, backoff_seconds=0.01,
-                                          app_token="token-123"),
+            "open_data": OpenDataResource(
+                base_url=server.url, page_size=4, max_retries=2, backoff_seconds=0.01, app_token="token-123"
+            ),
         },
         raise_on_error=False,
     )
@@ -55,6 +57,7 @@ def test_pull_pages_retries_and_writes_one_csv_the_pipeline_ingests(lake, pipeli
     assert len(incidents) == 10  # API layout: ISO datetimes and snake_case names ingest cleanly
 
 
+@pytest.mark.e2e
 def test_a_malformed_page_fails_clearly_and_writes_nothing(lake):
     with SodaServer(api_rows(10)) as server:
         server.malformed_offsets = {4}
@@ -66,6 +69,7 @@ def test_a_malformed_page_fails_clearly_and_writes_nothing(lake):
     assert not (lake.ledger.parent / "open_data_pull.json").exists()
 
 
+@pytest.mark.e2e
 def test_persistent_server_errors_give_up_after_the_retries(lake):
     with SodaServer(api_rows(3)) as server:
         server.fail_next = 10

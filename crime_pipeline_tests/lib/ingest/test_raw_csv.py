@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crime_pipeline.lib.lake.parquet import read_parquet
-from crime_pipeline.lib.lake.ledger import ingested
-from crime_pipeline.lib.lake.layout import partition_key_for
 from crime_pipeline.lib.ingest.raw_csv import sha256_file
+from crime_pipeline.lib.lake.layout import partition_key_for
+from crime_pipeline.lib.lake.ledger import ingested
+from crime_pipeline.lib.lake.parquet import read_parquet
 from crime_pipeline_tests.conftest import API_SAMPLE, lake_snapshot
 
 
@@ -49,16 +49,26 @@ def test_real_fixture_ingests_with_every_row_accounted_for(pipeline, lake):
 def test_every_known_header_layout_lands_in_one_schema(pipeline, lake, layout):
     source = pd.read_csv(API_SAMPLE, dtype=str, keep_default_na=False).drop(columns="Unnamed: 0")
     if layout == "export":
-        source = source.rename(columns={"case_number": "CASE NUMBER", "incident_datetime": "Incident Datetime",
-                                        "parent_incident_type": "Parent Incident Type", "latitude": " Latitude",
-                                        "longitude": "Longitude", "address_1": "Address", "zip": "zip_code"})
+        source = source.rename(
+            columns={
+                "case_number": "CASE NUMBER",
+                "incident_datetime": "Incident Datetime",
+                "parent_incident_type": "Parent Incident Type",
+                "latitude": " Latitude",
+                "longitude": "Longitude",
+                "address_1": "Address",
+                "zip": "zip_code",
+            }
+        )
     elif layout == "new_api":
         source = source.rename(columns={"zip": "zip_code"})
     pipeline.drop(f"{layout}.csv", source.to_csv(index=False).encode())
     assert pipeline.run() == 0, pipeline.output
     incidents = read_parquet(lake.table("incidents"))
     assert len(incidents) == 194
-    assert {"case_number", "incident_datetime", "label", "latitude", "longitude", "address", "zip_code"} <= set(incidents)
+    assert {"case_number", "incident_datetime", "label", "latitude", "longitude", "address", "zip_code"} <= set(
+        incidents
+    )
 
 
 def test_each_kind_of_dirt_lands_where_it_belongs(pipeline, lake):
@@ -174,15 +184,23 @@ HEADER = "Case Number,Incident Datetime,Parent Incident Type,Latitude,Longitude"
 def test_a_file_with_unparseable_values_is_validated_with_those_rows_quarantined(pipeline, lake):
     # Each of these used to raise inside validation (OutOfBoundsDatetime) or store a wrong value;
     # the file was then in the ledger but never validated. Now each is one quarantined row.
-    rows = ["1,04/27/19 06:31,Theft,42.9,-78.85,", "2,12/31/9999 11:59:59 PM,Theft,42.9,-78.85,",
-            "3,02/30/2019 10:00:00 AM,Theft,42.9,-78.85,", "4,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,99999",
-            "5,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,6.5", "6,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,10"]
+    rows = [
+        "1,04/27/19 06:31,Theft,42.9,-78.85,",
+        "2,12/31/9999 11:59:59 PM,Theft,42.9,-78.85,",
+        "3,02/30/2019 10:00:00 AM,Theft,42.9,-78.85,",
+        "4,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,99999",
+        "5,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,6.5",
+        "6,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,10",
+    ]
     pipeline.drop("values.csv", (HEADER + ",Hour of Day\n" + "\n".join(rows) + "\n").encode())
     assert pipeline.run() == 0, pipeline.output
     report = quality(lake)
     assert report["totals"] == {"rows_read": 6, "valid": 1, "quarantined": 5, "superseded": 0}
-    assert report["quarantined_by_rule"] == {"hour_of_day_invalid": 2, "incident_datetime_in_future": 1,
-                                             "incident_datetime_unparseable": 2}
+    assert report["quarantined_by_rule"] == {
+        "hour_of_day_invalid": 2,
+        "incident_datetime_in_future": 1,
+        "incident_datetime_unparseable": 2,
+    }
     incidents = read_parquet(lake.table("incidents"))
     assert incidents["case_number"].tolist() == ["6"] and incidents["hour_of_day_reported"].tolist() == [10]
 
@@ -197,7 +215,11 @@ def test_input_columns_named_like_ours_keep_their_values_under_input_names(pipel
     incidents = read_parquet(lake.table("incidents"))
     got = incidents.iloc[0]
     assert (got["label"], got["input_label"], got["input_source_file"], got["input_source_line"]) == (
-        "Theft", "Robbery", "theirs.csv", "77")
+        "Theft",
+        "Robbery",
+        "theirs.csv",
+        "77",
+    )
     assert (got["input_raw_record"], got["input_rules"], got["input_hour_of_day_mismatch"]) == ("rec", "r1", "maybe")
     assert (got["x_33"], got["x"], got["x_2"]) == ("a", "b", "c")
     assert quality(lake)["totals"] == {"rows_read": 1, "valid": 1, "quarantined": 0, "superseded": 0}
@@ -211,7 +233,12 @@ def test_canonical_names_are_unique_and_never_reserved_whatever_the_headers():
     assert canonical_names(["x_33", "x", "x"]) == ["x_33", "x", "x_2"]
     assert canonical_names(["x", "x", "x_2"]) == ["x", "x_3", "x_2"]
     assert canonical_names(["zip_code", "zip"]) == ["zip_code", "zip"]
-    assert canonical_names(["Label", "label", "input_label", ""]) == ["input_label", "input_label_2", "input_label_3", "unnamed_3"]
+    assert canonical_names(["Label", "label", "input_label", ""]) == [
+        "input_label",
+        "input_label_2",
+        "input_label_3",
+        "unnamed_3",
+    ]
     pool = ["x", "x_2", "X", "zip", "zip_code", "", "unnamed_1", "label", "input_label", "Source Line", "rules"]
     for headers in itertools.product(pool, repeat=3):
         names = canonical_names(list(headers))
@@ -222,21 +249,31 @@ def test_canonical_names_are_unique_and_never_reserved_whatever_the_headers():
 def test_validation_adds_only_reserved_columns():
     from crime_pipeline.lib.cities.columns import RESERVED_COLUMNS
     from crime_pipeline.lib.ingest.raw_csv import read_raw_csv
-    from crime_pipeline.lib.validate.validation import validate_incidents
+    from crime_pipeline.lib.validate.validate import validate_incidents
 
     read = read_raw_csv(API_SAMPLE)
     valid = validate_incidents(read.rows, as_of=pd.Timestamp("2020-01-01")).valid
     added = set(valid.columns) - set(read.rows.columns)
-    assert added == {"label", "hour_of_day_reported", "hour_of_day_mismatch", "time_defaulted_noon",
-                     "date_is_first_of_month"}
+    assert added == {
+        "label",
+        "hour_of_day_reported",
+        "hour_of_day_mismatch",
+        "time_defaulted_noon",
+        "date_is_first_of_month",
+    }
     assert added <= set(RESERVED_COLUMNS)
 
 
 def test_a_cr_only_file_reads_every_record_on_its_line():
     from crime_pipeline.lib.ingest.raw_csv import read_raw_csv
 
-    lines = [HEADER, "1,01/04/2019 10:00:00 AM,Theft,42.9,-78.85", '2,01/04/2019 10:00:00 AM,"Theft",42.9,-78.85',
-             "", "3,01/04/2019 10:00:00 AM,Theft,42.9"]
+    lines = [
+        HEADER,
+        "1,01/04/2019 10:00:00 AM,Theft,42.9,-78.85",
+        '2,01/04/2019 10:00:00 AM,"Theft",42.9,-78.85',
+        "",
+        "3,01/04/2019 10:00:00 AM,Theft,42.9",
+    ]
     read = read_raw_csv("mac.csv", "\r".join(lines).encode())
     assert read.rows["source_line"].tolist() == [2, 3, 5]
     assert read.rows["case_number"].tolist()[:2] == ["1", "2"] and read.malformed == 1
@@ -249,8 +286,10 @@ def test_the_missing_columns_error_echoes_only_a_real_header(tmp_path):
     with pytest.raises(UnreadableFileError) as err:
         read_raw_csv("passwd.csv", secret)
     message = str(err.value)
-    assert message.startswith("passwd.csv: not an incident export: missing required column(s) case_number, "
-                              "incident_datetime, parent_incident_type, latitude+longitude or location")
+    assert message.startswith(
+        "passwd.csv: not an incident export: missing required column(s) case_number, "
+        "incident_datetime, parent_incident_type, latitude+longitude or location"
+    )
     assert "4 field(s)" in message and "not shown" in message and "root" not in message and "bin" not in message
     with pytest.raises(UnreadableFileError) as err:
         read_raw_csv("other.csv", ("name,amount," + ",".join(f"c{i}" for i in range(20)) + "\nx,1\n").encode())
@@ -281,9 +320,15 @@ def test_hard_links_in_incoming_are_refused_like_symlinks(lake, tmp_path):
     os.link(outside, lake.incoming / "linked.csv")
     (lake.incoming / "plain.csv").write_bytes(API_SAMPLE.read_bytes())
     assert incoming_refusal(lake.incoming / "linked.csv") == (
-        "has more than one hard link (it is also some other file); copy it in instead")
+        "has more than one hard link (it is also some other file); copy it in instead"
+    )
     assert incoming_refusal(lake.incoming / "plain.csv") is None
     new, notes = scan_incoming(lake, lambda p: partition_key_for(sha256_file(p)))
     assert [f.path.name for f in new] == ["plain.csv"]
-    assert notes == [("refused", "not ingesting 'linked.csv': it has more than one hard link (it is also "
-                                 "some other file); copy it in instead; left untouched")]
+    assert notes == [
+        (
+            "refused",
+            "not ingesting 'linked.csv': it has more than one hard link (it is also "
+            "some other file); copy it in instead; left untouched",
+        )
+    ]

@@ -17,17 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crime_pipeline.lib import synthetic
 from crime_pipeline.cli import main
 from crime_pipeline.definitions import build_definitions
 from crime_pipeline.defs.ingestion import SOURCE_FILE_TAG
 from crime_pipeline.defs.sensors import incoming_file_sensor
+from crime_pipeline.lib import synthetic
 from crime_pipeline.lib.lake import storage
 from crime_pipeline.lib.lake.atomic import publish, remove_stale_temp_files, staged_path, write_bytes
-from crime_pipeline.lib.lake.parquet import read_parquet, write_parquet
 from crime_pipeline.lib.lake.faults import FAULT_ENV
 from crime_pipeline.lib.lake.layout import LakeLayout, partition_key_for
 from crime_pipeline.lib.lake.ledger import ingested, record_generated, scan_incoming
+from crime_pipeline.lib.lake.parquet import read_parquet, write_parquet
 from crime_pipeline.resources import LakeResource
 from crime_pipeline_tests.conftest import API_SAMPLE, Pipeline
 from crime_pipeline_tests.s3_server import CREDENTIALS, s3_server
@@ -62,17 +62,21 @@ def upload_plain(endpoint: str, path, data: bytes) -> None:
 def objects(lake: LakeLayout) -> list[str]:
     """Every object key under the lake, relative to its root."""
     prefix = lake.root.path.rstrip("/") + "/"
-    return sorted(k[len(prefix):] for k in lake.root.fs.find(lake.root.path))
+    return sorted(k[len(prefix) :] for k in lake.root.fs.find(lake.root.path))
 
 
-def test_the_whole_graph_runs_on_an_s3_lake_and_predict_uses_its_model(endpoint, s3_lake, instance, tmp_path,
-                                                                        monkeypatch, capsys):
+def test_the_whole_graph_runs_on_an_s3_lake_and_predict_uses_its_model(
+    endpoint, s3_lake, instance, tmp_path, monkeypatch, capsys
+):
     data = synthetic.generate_incidents(ROWS, seed=3)
     local = synthetic.write_export_csv(data, tmp_path / "gen.csv")
     csv = local.read_bytes()
     upload_plain(endpoint, s3_lake.incoming / "gen.csv", csv)  # dropped in by hand, as a user would
-    record_generated(s3_lake, hashlib.sha256(csv).hexdigest(), {"file": "gen.csv", "rows": ROWS, "seed": 3,
-                                                                "generator_version": synthetic.GENERATOR_VERSION})
+    record_generated(
+        s3_lake,
+        hashlib.sha256(csv).hexdigest(),
+        {"file": "gen.csv", "rows": ROWS, "seed": 3, "generator_version": synthetic.GENERATOR_VERSION},
+    )
     pipe = Pipeline(build_definitions(str(s3_lake.root)), instance, s3_lake)
     assert pipe.run() == 0, pipe.output
     assert f"report: {s3_lake.report_file('report.html')}" in pipe.output[-1]
@@ -98,8 +102,15 @@ def test_the_whole_graph_runs_on_an_s3_lake_and_predict_uses_its_model(endpoint,
     listed = objects(s3_lake)
     published = [k for k in listed if "/.versions/" not in k and not k.startswith(".versions/")]
     assert not [k for k in published if ".staged." in k]
-    assert {"raw/incoming/gen.csv", "ledger/ingested.json", "raw/generated.json", "lake/incidents.parquet",
-            "models/mlp.json", "reports/report.html", "reports/confusion_mlp.png"} <= set(published)
+    assert {
+        "raw/incoming/gen.csv",
+        "ledger/ingested.json",
+        "raw/generated.json",
+        "lake/incidents.parquet",
+        "models/mlp.json",
+        "reports/report.html",
+        "reports/confusion_mlp.png",
+    } <= set(published)
     assert s3_lake.root.fs.cat_file((s3_lake.incoming / "gen.csv").path) == csv  # the upload stays as it was
 
     # `predict` on the s3:// lake loads the published model.
@@ -135,8 +146,13 @@ def test_a_crash_between_upload_and_pointer_leaves_the_previous_version_served(s
     target = s3_lake.table("incidents")
     write_parquet(target, pd.DataFrame({"version": [1]}))
     for mode, point in (("write", "write:incidents.parquet"), ("stage", "publish:incidents.parquet")):
-        crashed = subprocess.run([sys.executable, "-c", CRASH, str(target), mode], capture_output=True, text=True,
-                                 env={**os.environ, FAULT_ENV: f"{point}=kill"}, timeout=120)
+        crashed = subprocess.run(
+            [sys.executable, "-c", CRASH, str(target), mode],
+            capture_output=True,
+            text=True,
+            env={**os.environ, FAULT_ENV: f"{point}=kill"},
+            timeout=120,
+        )
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr
         assert read_parquet(target)["version"].tolist() == [1]
     assert read_parquet(staged_path(target))["version"].tolist() == [3]  # staged, audited, never published
@@ -170,15 +186,20 @@ for i in range(n):
 
 def test_two_processes_updating_the_ledger_lose_no_entry(s3_lake):
     n = 20
-    writers = [subprocess.Popen([sys.executable, "-c", LEDGER, str(s3_lake.root), who, str(n)], stderr=subprocess.PIPE,
-                                text=True) for who in ("a", "b")]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", LEDGER, str(s3_lake.root), who, str(n)], stderr=subprocess.PIPE, text=True
+        )
+        for who in ("a", "b")
+    ]
     for writer in writers:
         assert writer.wait(timeout=120) == 0, writer.stderr.read()
     files = ingested(s3_lake)
     assert sorted(files) == sorted(f"{who}{i:03d}" for who in "ab" for i in range(n))
     assert sorted(e["seq"] for e in files.values()) == list(range(1, 2 * n + 1))
     assert {k for k, e in files.items() if e["status"] == "validated"} == {
-        f"{who}{i:03d}" for who in "ab" for i in range(0, n, 2)}
+        f"{who}{i:03d}" for who in "ab" for i in range(0, n, 2)
+    }
 
 
 def test_the_sensor_lists_incoming_objects_and_keys_them_by_content(endpoint, s3_lake, instance):
@@ -187,31 +208,41 @@ def test_the_sensor_lists_incoming_objects_and_keys_them_by_content(endpoint, s3
     upload_plain(endpoint, s3_lake.incoming / "dropped.csv", real.replace(b"\n", b"\r\n"))  # another export, by hand
     upload_plain(endpoint, s3_lake.incoming / "z_copy.csv", real)  # the same bytes under another name
     upload_plain(endpoint, s3_lake.incoming / "notes.txt", b"not an export")
-    upload_plain(endpoint, s3_lake.incoming / "evil.csv",  # a forged pointer to a published model
-                 b'{"crime_pipeline_pointer": 1, "version": "../../models/mlp.json"}')
+    upload_plain(
+        endpoint,
+        s3_lake.incoming / "evil.csv",  # a forged pointer to a published model
+        b'{"crime_pipeline_pointer": 1, "version": "../../models/mlp.json"}',
+    )
     cursor = None
     results = []
     for _ in range(2):
-        context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                          resources={"lake": LakeResource(root=str(s3_lake.root))})
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"lake": LakeResource(root=str(s3_lake.root))}
+        )
         results.append(incoming_file_sensor(context))
         cursor = results[-1].cursor
     assert results[0].run_requests == []  # first sight: wait one tick, as for a local file
     requests = {r.tags[SOURCE_FILE_TAG]: r.partition_key for r in results[1].run_requests}
-    assert requests == {"pulled.csv": partition_key_for(hashlib.sha256(real).hexdigest()),
-                        "dropped.csv": partition_key_for(hashlib.sha256(real.replace(b"\n", b"\r\n")).hexdigest())}
+    assert requests == {
+        "pulled.csv": partition_key_for(hashlib.sha256(real).hexdigest()),
+        "dropped.csv": partition_key_for(hashlib.sha256(real.replace(b"\n", b"\r\n")).hexdigest()),
+    }
     _, notes = scan_incoming(s3_lake, key_of=lambda path: None)
-    assert ("refused", "not ingesting 'evil.csv': it is a pointer to some other object (perhaps a secret); "
-                       "left untouched") in notes
+    assert (
+        "refused",
+        "not ingesting 'evil.csv': it is a pointer to some other object (perhaps a secret); left untouched",
+    ) in notes
 
 
 def test_a_bad_url_or_an_unreachable_endpoint_fails_in_one_sentence_naming_it(endpoint, tmp_path, monkeypatch, capsys):
     bucket = f"missing-{uuid.uuid4().hex[:8]}"
     cases = {
-        f"s3://{bucket}/lake": f"the lake at s3://{bucket}/lake cannot be used: bucket '{bucket}' does not exist at {endpoint}",
+        f"s3://{bucket}/lake": (
+            f"the lake at s3://{bucket}/lake cannot be used: bucket '{bucket}' does not exist at {endpoint}"
+        ),
         "s3://": "the lake URL s3:// names no bucket; use s3://bucket or s3://bucket/prefix",
         "ftp://example.org/lake": "the lake URL ftp://example.org/lake is not usable: unsupported scheme ftp://; "
-                                  "the lake is a local folder or an s3:// URL",
+        "the lake is a local folder or an s3:// URL",
     }
     for url, sentence in cases.items():
         with pytest.raises(storage.LakeError) as caught:
@@ -227,5 +258,7 @@ def test_a_bad_url_or_an_unreachable_endpoint_fails_in_one_sentence_naming_it(en
     monkeypatch.setenv("CRIME_PIPELINE_LAKE", "s3://lake/x")
     assert main(["predict", "--model", "mlp", "--input", str(API_SAMPLE), "--out", str(tmp_path / "o.csv")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: the lake at s3://lake/x cannot be reached through http://127.0.0.1:9: ") and \
-        err.count("\n") == 1, err
+    assert (
+        err.startswith("error: the lake at s3://lake/x cannot be reached through http://127.0.0.1:9: ")
+        and err.count("\n") == 1
+    ), err

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from crime_pipeline.cli import main as cli_main
-from crime_pipeline.lib.models.artifacts import ArtifactError, load_model
 from crime_pipeline.lib.lake.layout import LakeLayout
+from crime_pipeline.lib.models.artifacts import ArtifactError, load_model
 from crime_pipeline.lib.models.scoring import probability_column
 
-FORMULAS = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "-1+1", "@SUM(A1)", "\t=1+2", "\r=1+3", "=HYPERLINK(\"http://x\")"]
+FORMULAS = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "-1+1", "@SUM(A1)", "\t=1+2", "\r=1+3", '=HYPERLINK("http://x")']
 
 
 def small_input(trained_lake: LakeLayout, target: Path, rows: int = 40, case_numbers: list[str] = ()) -> Path:
@@ -81,25 +81,46 @@ def _metadata_is_a_directory(meta_path: Path) -> None:
 
 # (kind, tampering, the sentence's tail after the file name)
 TAMPERED = {
-    "invalid_json": ("baseline", lambda p: p.write_text('{"weights_file": '),
-                     r"is not valid JSON \(Expecting value at line 1, column 18\)"),
+    "invalid_json": (
+        "baseline",
+        lambda p: p.write_text('{"weights_file": '),
+        r"is not valid JSON \(Expecting value at line 1, column 18\)",
+    ),
     "json_array": ("baseline", lambda p: p.write_text("[1, 2]"), "holds a JSON array, not an object"),
     "json_null": ("gbdt", lambda p: p.write_text("null"), "holds a JSON null, not an object"),
     "not_utf8": ("baseline", lambda p: p.write_bytes(b'{"a": "\xff\xfe"}'), r"is not UTF-8 text \(byte 7\)"),
     "metadata_is_a_directory": ("baseline", _metadata_is_a_directory, "is not a regular file"),
-    "no_sha256": ("baseline", lambda p: _rewrite(p, lambda m: m.pop("weights_sha256")),
-                  "has no 'weights_sha256' entry"),
-    "sha256_a_number": ("mlp", lambda p: _rewrite(p, lambda m: m.update(weights_sha256=12)),
-                        "has an invalid 'weights_sha256' entry \\('12'\\)"),
+    "no_sha256": (
+        "baseline",
+        lambda p: _rewrite(p, lambda m: m.pop("weights_sha256")),
+        "has no 'weights_sha256' entry",
+    ),
+    "sha256_a_number": (
+        "mlp",
+        lambda p: _rewrite(p, lambda m: m.update(weights_sha256=12)),
+        "has an invalid 'weights_sha256' entry \\('12'\\)",
+    ),
     "no_weights_file": ("gbdt", lambda p: _rewrite(p, lambda m: m.pop("weights_file")), "has no 'weights_file' entry"),
-    "weights_file_empty": ("baseline", lambda p: _rewrite(p, lambda m: m.update(weights_file="")),
-                           "has an invalid 'weights_file' entry \\(''\\)"),
-    "classes_a_string": ("baseline", lambda p: _rewrite(p, lambda m: m.update(classes="Theft")),
-                         "has an invalid 'classes' entry \\('Theft'\\)"),
-    "scaler_missing_a_column": ("baseline", lambda p: _rewrite(p, lambda m: m["scaler"].popitem()),
-                                "has a 'scaler' whose columns are not its 'features'"),
-    "other_kind": ("baseline", lambda p: _rewrite(p, lambda m: m.update(kind="gbdt")),
-                   "describes a 'gbdt' model, not 'baseline'"),
+    "weights_file_empty": (
+        "baseline",
+        lambda p: _rewrite(p, lambda m: m.update(weights_file="")),
+        "has an invalid 'weights_file' entry \\(''\\)",
+    ),
+    "classes_a_string": (
+        "baseline",
+        lambda p: _rewrite(p, lambda m: m.update(classes="Theft")),
+        "has an invalid 'classes' entry \\('Theft'\\)",
+    ),
+    "scaler_missing_a_column": (
+        "baseline",
+        lambda p: _rewrite(p, lambda m: m["scaler"].popitem()),
+        "has a 'scaler' whose columns are not its 'features'",
+    ),
+    "other_kind": (
+        "baseline",
+        lambda p: _rewrite(p, lambda m: m.update(kind="gbdt")),
+        "describes a 'gbdt' model, not 'baseline'",
+    ),
 }
 
 
@@ -123,13 +144,17 @@ def test_a_tampered_model_file_is_one_sentence_and_exit_1(case, trained, tmp_pat
     elif case == "fewer_features":
         kind = "gbdt"
         _rewrite(tampered.models / "gbdt.json", _drop_last_feature)
-        expected = (r"gbdt-[0-9a-f]{12}\.skops has (\d+) features and class ids up to 8, "
-                    r"but its metadata lists \d+ features and 9 classes")
+        expected = (
+            r"gbdt-[0-9a-f]{12}\.skops has (\d+) features and class ids up to 8, "
+            r"but its metadata lists \d+ features and 9 classes"
+        )
     else:
         kind = "baseline"
         _rewrite(tampered.models / "baseline.json", _rename_a_feature)
-        expected = (f"{re.escape(str(tampered.models / 'baseline.json'))} names features this version does not "
-                    "compute: secret_sauce")
+        expected = (
+            f"{re.escape(str(tampered.models / 'baseline.json'))} names features this version does not "
+            "compute: secret_sauce"
+        )
     monkeypatch.setenv("CRIME_PIPELINE_LAKE", str(tampered.root))
     capsys.readouterr()
     code = cli_main(["predict", "--model", kind, "--input", str(source), "--out", str(tmp_path / "out.csv")])

@@ -13,11 +13,14 @@ import torch
 
 from crime_pipeline.cli import main as cli_main
 from crime_pipeline.lib.models.artifacts import ArtifactError, load_model, predict_proba, save_model
-from crime_pipeline.lib.reports.metrics import classification_metrics
-from crime_pipeline.lib.models.mlp import CrimeMLP, InputEncoder, MLPSettings, select_device, train_mlp
-from crime_pipeline.lib.models.mlp import predict_proba as mlp_predict_proba
+from crime_pipeline.lib.models.mlp.encoder import InputEncoder
+from crime_pipeline.lib.models.mlp.network import CrimeMLP
+from crime_pipeline.lib.models.mlp.settings import MLPSettings, select_device
+from crime_pipeline.lib.models.mlp.train import predict_proba as mlp_predict_proba
+from crime_pipeline.lib.models.mlp.train import train_mlp
 from crime_pipeline.lib.models.scoring import probability_column
 from crime_pipeline.lib.models.training import matrices
+from crime_pipeline.lib.reports.metrics import classification_metrics
 from crime_pipeline.resources import TorchDeviceResource
 
 KINDS = ("baseline", "mlp", "mlp_weighted", "gbdt")
@@ -61,8 +64,10 @@ def test_the_mlp_is_never_behind_logistic_regression(trained):
 
 def test_the_class_weighted_mlp_raises_macro_recall(trained):
     plain, weighted = _test_metrics(trained, "mlp"), _test_metrics(trained, "mlp_weighted")
-    assert weighted["balanced_accuracy"] > plain["balanced_accuracy"] + 0.01, (plain["balanced_accuracy"],
-                                                                            weighted["balanced_accuracy"])
+    assert weighted["balanced_accuracy"] > plain["balanced_accuracy"] + 0.01, (
+        plain["balanced_accuracy"],
+        weighted["balanced_accuracy"],
+    )
     rare = [c for c, n in plain["per_class_support"].items() if 0 < n < 0.1 * sum(plain["per_class_support"].values())]
     assert sum(weighted["per_class_recall"][c] for c in rare) > sum(plain["per_class_recall"][c] for c in rare)
 
@@ -94,13 +99,20 @@ def test_mlp_inputs_are_fitted_on_training_rows_and_saved_as_json(trained):
     test_rows = splits[splits["split"] == "test"]
     seen = splits.loc[splits["split"] != "test"]
     seen_cells = set(zip(seen["latitude"].round(3), seen["longitude"].round(3)))
-    only_test = test_rows[[cell not in seen_cells for cell in zip(test_rows["latitude"].round(3),
-                                                                    test_rows["longitude"].round(3))]]
+    only_test = test_rows[
+        [cell not in seen_cells for cell in zip(test_rows["latitude"].round(3), test_rows["longitude"].round(3))]
+    ]
     assert len(only_test) > 0
     from crime_pipeline.lib.features.splits import apply_minmax
 
-    with_cells = InputEncoder.fit(train.x, info["features"], info["scaler"],
-                                  MLPSettings(cell_scales=(0.02, 0.005, 0.001)), train.y, len(info["classes"]))
+    with_cells = InputEncoder.fit(
+        train.x,
+        info["features"],
+        info["scaler"],
+        MLPSettings(cell_scales=(0.02, 0.005, 0.001)),
+        train.y,
+        len(info["classes"]),
+    )
     cells = with_cells.encode(apply_minmax(only_test, info["scaler"]))[:, -3:]
     assert (cells[:, 2] == 0).all()
     # Rows that are not training rows are encoded a chunk at a time, to exactly the same matrix.
@@ -130,7 +142,7 @@ def test_training_rows_never_see_their_own_label_in_the_target_encoding():
     assert as_new[-1, count] > 0 and as_new[-1, finest][2] > 0.5
     # At A the other folds' rows still say type 0, and the offset columns are the log-probabilities.
     assert (as_training[:60, finest][:, 0] > 0).all()
-    assert np.allclose(np.exp(as_new[:, 2 + 4 * n_levels:]).sum(1), 1, atol=1e-5)
+    assert np.allclose(np.exp(as_new[:, 2 + 4 * n_levels :]).sum(1), 1, atol=1e-5)
 
 
 def test_mlp_history_and_architecture(trained):
@@ -169,7 +181,9 @@ def test_saved_artifacts_round_trip_exactly(tmp_path, trained):
     x = matrices(splits, info["scaler"], "test").x
     for kind in KINDS:
         model, meta = load_model(lake.models, kind)
-        save_model(tmp_path, kind, model, {k: v for k, v in meta.items() if k not in ("weights_file", "weights_sha256")})
+        save_model(
+            tmp_path, kind, model, {k: v for k, v in meta.items() if k not in ("weights_file", "weights_sha256")}
+        )
         again, _ = load_model(tmp_path, kind)
         np.testing.assert_array_equal(predict_proba(kind, again, x, 9), predict_proba(kind, model, x, 9))
     assert not list(tmp_path.glob("*.pkl")) and not list(tmp_path.glob("*.pickle"))
@@ -268,8 +282,16 @@ def test_mlp_members_average_probabilities_and_round_trip(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.random((1200, 4), dtype=np.float32)
     y = (x[:, 0] * 3).astype(np.int64)
-    model, _ = train_mlp(x[:900], y[:900], x[900:], y[900:], 3, MLPSettings(epochs=2, batch_size=128, members=3),
-                         "cpu", log=lambda m: None)
+    model, _ = train_mlp(
+        x[:900],
+        y[:900],
+        x[900:],
+        y[900:],
+        3,
+        MLPSettings(epochs=2, batch_size=128, members=3),
+        "cpu",
+        log=lambda m: None,
+    )
     assert len(model.more) == 2
     batch = torch.as_tensor(x[900:])
     with torch.no_grad():
@@ -278,8 +300,30 @@ def test_mlp_members_average_probabilities_and_round_trip(tmp_path):
         mean = torch.stack(members).mean(0)
     expected = torch.softmax(torch.log(mean) / model.temperature, 1).numpy()
     assert np.allclose(mlp_predict_proba(model, x[900:]), expected, atol=1e-5)
-    meta = {"features": ["a", "b", "c", "d"], "classes": ["x", "y", "z"], "scaler": {k: [0.0, 1.0] for k in "abcd"},
-            "config": {"dropout": 0.3}}
+    meta = {
+        "features": ["a", "b", "c", "d"],
+        "classes": ["x", "y", "z"],
+        "scaler": {k: [0.0, 1.0] for k in "abcd"},
+        "config": {"dropout": 0.3},
+    }
     save_model(tmp_path, "mlp", model, meta)
     loaded, _ = load_model(tmp_path, "mlp")
     assert np.array_equal(mlp_predict_proba(loaded, x[900:]), mlp_predict_proba(model, x[900:]))
+
+
+def test_the_pipeline_derives_the_weighted_mlp_from_the_mlp_without_training_it_again(trained_run):
+    import dagster as dg
+
+    lake, defs, instance = trained_run
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("mlp_model") in graph.get(dg.AssetKey("mlp_weighted_model")).parent_keys
+    plain, weighted = (json.loads((lake.model_candidates / f"{k}.json").read_text()) for k in ("mlp", "mlp_weighted"))
+    assert weighted["weights_sha256"] == plain["weights_sha256"]
+    assert weighted["network"] == {"kind": "mlp", "weights_sha256": plain["weights_sha256"]}
+    messages: dict[str, list[str]] = {"mlp_model": [], "mlp_weighted_model": []}
+    for run in instance.get_runs():
+        for entry in instance.all_logs(run.run_id):
+            if entry.step_key in messages and entry.user_message:
+                messages[entry.step_key].append(entry.user_message)
+    assert any(m.startswith("epoch 1/") for m in messages["mlp_model"])
+    assert messages["mlp_weighted_model"] and not [m for m in messages["mlp_weighted_model"] if "epoch" in m]

@@ -24,8 +24,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from crime_pipeline.definitions import build_definitions
-from crime_pipeline.lib.reports import explore
 from crime_pipeline.lib.lake.layout import LakeLayout
+from crime_pipeline.lib.reports import explore
 from crime_pipeline.notebook import NotMaterializedError, load_table, published_table
 from crime_pipeline_tests.conftest import REPO, Pipeline
 
@@ -50,11 +50,18 @@ def run_notebook(lake_root: Path, tmp_path: Path, monkeypatch) -> nbformat.Noteb
     `python3` kernel installed elsewhere on the machine is picked up instead)."""
     spec = tmp_path / "kernels" / "crime-pipeline-test"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "crime_pipeline tests", "language": "python"}))
-    manager = KernelManager(kernel_name="crime-pipeline-test",
-                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "crime_pipeline tests",
+                "language": "python",
+            }
+        )
+    )
+    manager = KernelManager(
+        kernel_name="crime-pipeline-test", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)])
+    )
     monkeypatch.setenv("CRIME_PIPELINE_LAKE", str(lake_root))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
@@ -81,6 +88,7 @@ def test_notebook_is_committed_without_outputs():
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
 
 
+@pytest.mark.external
 def test_notebook_runs_and_its_sentences_match_the_table(small_lake, tmp_path, monkeypatch):
     notebook = run_notebook(small_lake.root, tmp_path, monkeypatch)
     cells = [c for c in notebook.cells if c.cell_type == "code"]
@@ -97,8 +105,11 @@ def test_notebook_runs_and_its_sentences_match_the_table(small_lake, tmp_path, m
     counts = labels.value_counts()
 
     # Class balance: the largest and smallest types, their shares, the total.
-    m = re.search(rf"Class distribution: (.+) is the largest class, ([\d.]+)% of {NUMBER} incidents, "
-                  r"and the smallest \((.+)\) is ([\d.]+)%", balance)
+    m = re.search(
+        rf"Class distribution: (.+) is the largest class, ([\d.]+)% of {NUMBER} incidents, "
+        r"and the smallest \((.+)\) is ([\d.]+)%",
+        balance,
+    )
     assert m, balance
     assert count(m[3]) == n
     assert counts[m[1]] == counts.max() and m[2] == f"{100 * counts.max() / n:.1f}"
@@ -143,9 +154,12 @@ def test_notebook_runs_and_its_sentences_match_the_table(small_lake, tmp_path, m
     index = (when.dt.year * 12 + when.dt.month - 1).to_numpy()
     per_month = np.bincount(index - index.min())
     name = lambda i: f"{(index.min() + i) // 12}-{(index.min() + i) % 12 + 1:02d}"  # noqa: E731
-    m = re.search(rf"Monthly trend: {NUMBER} incidents over (\d+) months \((\S+) to (\S+)\); the busiest month "
-                  rf"was (\S+) with {NUMBER}, the quietest (\S+) with {NUMBER}; the last 12 months have ([\d.]+)% "
-                  rf"(more|fewer) incidents than the first 12 \({NUMBER} against {NUMBER}\)", trend)
+    m = re.search(
+        rf"Monthly trend: {NUMBER} incidents over (\d+) months \((\S+) to (\S+)\); the busiest month "
+        rf"was (\S+) with {NUMBER}, the quietest (\S+) with {NUMBER}; the last 12 months have ([\d.]+)% "
+        rf"(more|fewer) incidents than the first 12 \({NUMBER} against {NUMBER}\)",
+        trend,
+    )
     assert m, trend
     assert count(m[1]) == n and int(m[2]) == len(per_month)
     assert (m[3], m[4]) == (name(0), name(len(per_month) - 1))
@@ -156,6 +170,7 @@ def test_notebook_runs_and_its_sentences_match_the_table(small_lake, tmp_path, m
     assert m[9] == f"{100 * abs(last / first - 1):.1f}" and m[10] == ("more" if last >= first else "fewer")
 
 
+@pytest.mark.external
 def test_notebook_names_the_asset_to_materialize_on_an_empty_lake(tmp_path, monkeypatch):
     empty = LakeLayout(tmp_path / "empty_lake").ensure()
     with pytest.raises(CellExecutionError) as failure:
@@ -166,6 +181,7 @@ def test_notebook_names_the_asset_to_materialize_on_an_empty_lake(tmp_path, monk
     assert "lake/incidents.parquet is missing" in message and "crime-pipeline run" in message
 
 
+@pytest.mark.e2e
 def test_load_table_reads_only_what_the_catalog_credits(small_lake, tmp_path):
     table = load_table("incidents", str(small_lake.root))
     assert len(table) == pq.read_metadata(small_lake.table("incidents")).num_rows
@@ -178,16 +194,35 @@ def test_load_table_reads_only_what_the_catalog_credits(small_lake, tmp_path):
         load_table("not_an_asset", str(small_lake.root))
 
 
+def test_the_notebook_table_of_an_asset_comes_from_the_catalog():
+    assert {
+        name: published_table(name) for name in ("incidents", "incident_features", "dataset_splits", "model_evaluation")
+    } == {
+        "incidents": "lake/incidents.parquet",
+        "incident_features": "lake/incident_features.parquet",
+        "dataset_splits": "lake/dataset_splits.parquet",
+        "model_evaluation": "lake/test_predictions.parquet",
+    }
+    for asset in ("raw_incidents", "incident_quarantine", "figures", "mlp_model"):  # partitioned, or no table
+        with pytest.raises(ValueError, match=f"{asset} publishes no single lake table"):
+            published_table(asset)
+
+
 def two_cities() -> pd.DataFrame:
     """Two cities with different mixes: 60 Theft + 40 Assault in A, 10 Theft + 30 Robbery in B."""
     rng = np.random.default_rng(0)
     labels = ["Theft"] * 60 + ["Assault"] * 40 + ["Theft"] * 10 + ["Robbery"] * 30
     n = len(labels)
-    return pd.DataFrame({
-        "city": ["A"] * 100 + ["B"] * 40, "label": labels,
-        "incident_datetime": pd.Timestamp("2021-01-04 01:30") + pd.to_timedelta(rng.integers(0, 400 * 24, n), unit="h"),
-        "latitude": 40 + rng.random(n) / 10, "longitude": -80 + rng.random(n) / 10,
-    })
+    return pd.DataFrame(
+        {
+            "city": ["A"] * 100 + ["B"] * 40,
+            "label": labels,
+            "incident_datetime": pd.Timestamp("2021-01-04 01:30")
+            + pd.to_timedelta(rng.integers(0, 400 * 24, n), unit="h"),
+            "latitude": 40 + rng.random(n) / 10,
+            "longitude": -80 + rng.random(n) / 10,
+        }
+    )
 
 
 def test_several_cities_get_a_sentence_and_a_panel_each():
@@ -197,7 +232,8 @@ def test_several_cities_get_a_sentence_and_a_panel_each():
         "A: Class distribution: Theft is the largest class, 60.0% of 100 incidents, and the smallest (Assault) is "
         "40.00%; read every accuracy against this imbalance.",
         "B: Class distribution: Robbery is the largest class, 75.0% of 40 incidents, and the smallest (Theft) is "
-        "25.00%; read every accuracy against this imbalance."]
+        "25.00%; read every accuracy against this imbalance.",
+    ]
     for sentence in (explore.hour_weekday_sentence, explore.hotspots_sentence, explore.monthly_trend_sentence):
         assert [line[:3] for line in sentence(frame).splitlines()] == ["A: ", "B: "]
     assert "Monthly trend: 40 incidents over" in explore.monthly_trend_sentence(frame).splitlines()[1]
@@ -219,7 +255,9 @@ def test_sentences_without_noon_flag_or_enough_rows():
     gap = frame.iloc[:3].assign(incident_datetime=pd.to_datetime(["2021-01-05", "2021-03-09", "2021-03-10"]))
     assert explore.monthly_trend_sentence(gap) == (
         "Monthly trend: 3 incidents over 3 months (2021-01 to 2021-03); the busiest month was 2021-03 with 2, "
-        "the quietest 2021-02 with 0.")
+        "the quietest 2021-02 with 0."
+    )
+
     # Two years and more: the last 12 months against the first 12, in words that fit the size.
     def year_on_year(first: int, last: int) -> str:
         stamps = ["2019-01-15"] * first + ["2020-06-15"] + ["2021-12-15"] * last

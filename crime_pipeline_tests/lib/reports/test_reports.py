@@ -13,8 +13,12 @@ import pytest
 from matplotlib.image import imread
 from sklearn import metrics as skm
 
-from crime_pipeline.defs import reports
-from crime_pipeline.lib.reports.metrics import beats_bayes_by_more_than_noise, classification_metrics, expected_calibration_error
+from crime_pipeline.lib.reports import model_gate
+from crime_pipeline.lib.reports.metrics import (
+    beats_bayes_by_more_than_noise,
+    classification_metrics,
+    expected_calibration_error,
+)
 from crime_pipeline_tests.conftest import API_SAMPLE
 
 CLASSES = ["a", "b", "c", "d"]
@@ -22,11 +26,20 @@ CLASSES = ["a", "b", "c", "d"]
 
 def test_metrics_agree_with_scikit_learn_on_a_hand_built_case():
     y = np.array([0, 0, 1, 1, 2, 2, 3, 0, 1, 2])
-    proba = np.array([
-        [0.7, 0.1, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1], [0.1, 0.8, 0.05, 0.05], [0.4, 0.3, 0.2, 0.1],
-        [0.1, 0.1, 0.7, 0.1], [0.35, 0.3, 0.25, 0.1], [0.4, 0.3, 0.2, 0.1], [0.6, 0.2, 0.1, 0.1],
-        [0.1, 0.6, 0.2, 0.1], [0.1, 0.2, 0.6, 0.1],
-    ])
+    proba = np.array(
+        [
+            [0.7, 0.1, 0.1, 0.1],
+            [0.2, 0.5, 0.2, 0.1],
+            [0.1, 0.8, 0.05, 0.05],
+            [0.4, 0.3, 0.2, 0.1],
+            [0.1, 0.1, 0.7, 0.1],
+            [0.35, 0.3, 0.25, 0.1],
+            [0.4, 0.3, 0.2, 0.1],
+            [0.6, 0.2, 0.1, 0.1],
+            [0.1, 0.6, 0.2, 0.1],
+            [0.1, 0.2, 0.6, 0.1],
+        ]
+    )
     pred = proba.argmax(1)
     m = classification_metrics(y, proba, CLASSES)
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
@@ -60,7 +73,10 @@ def test_evaluation_document_and_the_bayes_limit(trained):
     lake, _, _ = trained
     doc = json.loads(lake.report_file("evaluation.json").read_text())
     assert {"split", "n_test", "classes", "models", "baselines", "bayes"} <= set(doc)
-    assert set(doc["models"]) == {"baseline", "mlp", "mlp_weighted", "gbdt"} and set(doc["baselines"]) == {"majority", "prior"}
+    assert set(doc["models"]) == {"baseline", "mlp", "mlp_weighted", "gbdt"} and set(doc["baselines"]) == {
+        "majority",
+        "prior",
+    }
     assert doc["generated_data"] and doc["split"] == "temporal"
     bayes = doc["bayes"]
     n = doc["n_test"]
@@ -83,7 +99,7 @@ def test_the_blocking_bayes_check_fails_when_a_model_sees_the_label(trained, mon
     lake, _, _ = trained
     from crime_pipeline.definitions import build_definitions
 
-    original = reports.predict_proba
+    original = model_gate.predict_proba
 
     def mlp_with_a_leak(kind, model, x, n_classes):  # the MLP gets the answer: what a leaky feature does
         proba = original(kind, model, x, n_classes)
@@ -96,13 +112,18 @@ def test_the_blocking_bayes_check_fails_when_a_model_sees_the_label(trained, mon
             proba[np.arange(len(truth)), truth] = 0.7
         return proba
 
-    monkeypatch.setattr(reports, "predict_proba", mlp_with_a_leak)
+    monkeypatch.setattr(model_gate, "predict_proba", mlp_with_a_leak)
     published = {p.name: p.read_bytes() for p in lake.models.glob("*") if p.is_file()}
     evaluation = lake.report_file("evaluation.json").read_bytes()
     defs = build_definitions(str(lake.root))
     with dg.instance_for_test() as instance:
-        result = dg.materialize(defs.assets, selection=["model_evaluation", "figures"], instance=instance,
-                                resources=defs.resources, raise_on_error=False)
+        result = dg.materialize(
+            defs.assets,
+            selection=["model_evaluation", "figures"],
+            instance=instance,
+            resources=defs.resources,
+            raise_on_error=False,
+        )
     assert not result.success
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "no_model_beats_bayes")
     assert not check.passed and "mlp" in check.metadata["models_beating_bayes"].value
@@ -123,8 +144,16 @@ def test_the_blocking_bayes_check_fails_when_a_model_sees_the_label(trained, mon
 
 def test_every_figure_is_a_real_picture(trained):
     lake, _, _ = trained
-    names = ["confusion_baseline.png", "confusion_mlp.png", "confusion_gbdt.png", "training_curves.png",
-             "hotspots_time_bands.png", "hotspots_types.png", "class_distribution.png", "per_class_recall.png"]
+    names = [
+        "confusion_baseline.png",
+        "confusion_mlp.png",
+        "confusion_gbdt.png",
+        "training_curves.png",
+        "hotspots_time_bands.png",
+        "hotspots_types.png",
+        "class_distribution.png",
+        "per_class_recall.png",
+    ]
     for name in names:
         image = imread(lake.report_file(name))
         height, width = image.shape[:2]
@@ -170,8 +199,15 @@ def test_report_is_self_contained_and_complete(trained):
     html = lake.report_file("report.html").read_text()
     doc = parse(html)
     text = " ".join(doc.text)
-    for section in ("Data quality", "Leakage check", "Models on the test split", "Figures", "Bayes limit",
-                    "Quarantined, by rule", "Per-class recall"):
+    for section in (
+        "Data quality",
+        "Leakage check",
+        "Models on the test split",
+        "Figures",
+        "Bayes limit",
+        "Quarantined, by rule",
+        "Per-class recall",
+    ):
         assert section in text, section
     assert len(doc.images) == 9 and all(src.startswith("data:image/png;base64,") for src in doc.images)
     assert "script" not in doc.tags and "http://" not in html and "https://" not in html
@@ -198,9 +234,14 @@ def test_data_in_the_report_is_escaped(pipeline, lake):
 def test_files_read_but_not_validated_are_named_in_the_report():
     from crime_pipeline.lib.reports.html import _quality_section
 
-    quality = {"totals": {"rows_read": 10, "valid": 10, "quarantined": 0, "superseded": 0}, "reconciles": True,
-               "files": [], "quarantined_by_rule": {}, "flags": {},
-               "pending_files": [{"file": "<b>crashed.csv", "partition_key": "abc123", "status": "read"}]}
+    quality = {
+        "totals": {"rows_read": 10, "valid": 10, "quarantined": 0, "superseded": 0},
+        "reconciles": True,
+        "files": [],
+        "quarantined_by_rule": {},
+        "flags": {},
+        "pending_files": [{"file": "<b>crashed.csv", "partition_key": "abc123", "status": "read"}],
+    }
     html = _quality_section(quality, pd.DataFrame())
     assert "not validated yet" in html and "&lt;b&gt;crashed.csv (abc123)" in html
     assert "not validated yet" not in _quality_section({**quality, "pending_files": []}, pd.DataFrame())

@@ -18,25 +18,37 @@ import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crime_pipeline.lib.lake.parquet import read_parquet, write_parquet
-from crime_pipeline.lib.cities.profiles import default_profile
 from crime_pipeline.lib.cities.columns import CLASSES
+from crime_pipeline.lib.cities.profiles import default_profile
 from crime_pipeline.lib.ingest.raw_csv import read_raw_csv
-from crime_pipeline.lib.validate.validation import ValidationResult, validate_incidents
+from crime_pipeline.lib.lake.parquet import read_parquet, write_parquet
+from crime_pipeline.lib.validate.validate import ValidationResult, validate_incidents
 
 _BOX = default_profile().box
 LAT_MIN, LAT_MAX, LON_MIN, LON_MAX = _BOX.lat_min, _BOX.lat_max, _BOX.lon_min, _BOX.lon_max
 AS_OF = pd.Timestamp("2020-06-01 12:00")
-COLUMNS = ["Case Number", "Incident Datetime", "Parent Incident Type", "Latitude", "Longitude", "Hour of Day",
-           "Created At", "updated_at", "Incident Description"]
+COLUMNS = [
+    "Case Number",
+    "Incident Datetime",
+    "Parent Incident Type",
+    "Latitude",
+    "Longitude",
+    "Hour of Day",
+    "Created At",
+    "updated_at",
+    "Incident Description",
+]
 # derandomize: CI draws the same examples every run, so a failure there is reproducible, not flaky.
-SETTINGS = settings(max_examples=30, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=30, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 # Any text a CSV cell can hold; NUL is left out because a NUL makes the whole file "binary" (by design).
 ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
 WHITESPACE = st.text(st.sampled_from(" \t\n\r\u00a0\u2003"), max_size=4)
-NO_DIGITS = st.text(st.characters(blacklist_categories=("Cs", "Nd"), blacklist_characters="\x00"), min_size=1, max_size=12)
+NO_DIGITS = st.text(
+    st.characters(blacklist_categories=("Cs", "Nd"), blacklist_characters="\x00"), min_size=1, max_size=12
+)
 PORTAL_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%Y-%m-%dT%H:%M:%S.000")
 
 
@@ -54,17 +66,19 @@ def coordinate(lo: float, hi: float) -> st.SearchStrategy[str]:
     return st.floats(lo, hi).map(repr)
 
 
-VALID_ROW = st.fixed_dictionaries({
-    "Case Number": st.text("0123456789-ABCZ", min_size=1, max_size=10),
-    "Incident Datetime": when("2009-01-02", "2020-05-30"),
-    "Parent Incident Type": st.sampled_from(CLASSES).flatmap(label_spelling),
-    "Latitude": coordinate(LAT_MIN, LAT_MAX),
-    "Longitude": coordinate(LON_MIN, LON_MAX),
-    "Hour of Day": st.one_of(st.just(""), st.integers(0, 23).map(str)),
-    "Created At": st.one_of(st.just(""), when("1990-01-01", "2020-05-30")),
-    "updated_at": st.one_of(st.just(""), when("2000-01-01", "2020-05-30")),
-    "Incident Description": ANY_TEXT,
-})
+VALID_ROW = st.fixed_dictionaries(
+    {
+        "Case Number": st.text("0123456789-ABCZ", min_size=1, max_size=10),
+        "Incident Datetime": when("2009-01-02", "2020-05-30"),
+        "Parent Incident Type": st.sampled_from(CLASSES).flatmap(label_spelling),
+        "Latitude": coordinate(LAT_MIN, LAT_MAX),
+        "Longitude": coordinate(LON_MIN, LON_MAX),
+        "Hour of Day": st.one_of(st.just(""), st.integers(0, 23).map(str)),
+        "Created At": st.one_of(st.just(""), when("1990-01-01", "2020-05-30")),
+        "updated_at": st.one_of(st.just(""), when("2000-01-01", "2020-05-30")),
+        "Incident Description": ANY_TEXT,
+    }
+)
 
 
 @st.composite
@@ -73,8 +87,16 @@ def impossible_date(draw) -> str:
     year = draw(st.integers(2009, 2019))
     month = draw(st.sampled_from([2, 4, 6, 9, 11]))
     day = draw(st.integers(calendar.monthrange(year, month)[1] + 1, 31))
-    return draw(st.sampled_from([f"{month:02d}/{day:02d}/{year} 10:00:00 AM", f"{month}/{day}/{year}",
-                                 f"{year}-{month:02d}-{day:02d}T10:00:00", f"{draw(st.integers(13, 99))}/01/{year}"]))
+    return draw(
+        st.sampled_from(
+            [
+                f"{month:02d}/{day:02d}/{year} 10:00:00 AM",
+                f"{month}/{day}/{year}",
+                f"{year}-{month:02d}-{day:02d}T10:00:00",
+                f"{draw(st.integers(13, 99))}/01/{year}",
+            ]
+        )
+    )
 
 
 def out_of_range(lo: str, hi: str) -> st.SearchStrategy[str]:
@@ -91,19 +113,44 @@ BAD_NUMBER = st.one_of(NO_DIGITS, st.floats(allow_nan=True, allow_infinity=True)
 # those that happen to land inside the box are skipped by `corruption`.
 BAD: dict[str, tuple[st.SearchStrategy[str], set[str]]] = {
     "Case Number": (WHITESPACE, {"case_number_missing"}),
-    "Incident Datetime": (st.one_of(WHITESPACE, BAD_DATETIME, out_of_range("2009-01-01", "2020-06-01")),
-                          {"incident_datetime_missing", "incident_datetime_unparseable",
-                           "incident_datetime_before_2009", "incident_datetime_in_future"}),
-    "Parent Incident Type": (st.one_of(WHITESPACE, st.text("0123456789!?#/ .", min_size=1), st.just("Th\u0435ft")),
-                             {"label_missing", "label_not_canonical"}),
-    "Latitude": (st.one_of(WHITESPACE, BAD_NUMBER), {"coordinates_missing", "coordinates_unparseable", "coordinates_outside_city"}),
-    "Longitude": (st.one_of(WHITESPACE, BAD_NUMBER), {"coordinates_missing", "coordinates_unparseable", "coordinates_outside_city"}),
-    "Hour of Day": (st.one_of(NO_DIGITS, st.integers(max_value=-1).map(str), st.integers(min_value=24).map(str),
-                              st.floats(0, 23).filter(lambda x: x != int(x)).map(repr)), {"hour_of_day_invalid"}),
-    "Created At": (st.one_of(BAD_DATETIME, out_of_range("1900-01-01", "2020-06-01")),
-                   {"created_at_unparseable", "created_at_out_of_range"}),
-    "updated_at": (st.one_of(BAD_DATETIME, out_of_range("1900-01-01", "2020-06-01")),
-                   {"updated_at_unparseable", "updated_at_out_of_range"}),
+    "Incident Datetime": (
+        st.one_of(WHITESPACE, BAD_DATETIME, out_of_range("2009-01-01", "2020-06-01")),
+        {
+            "incident_datetime_missing",
+            "incident_datetime_unparseable",
+            "incident_datetime_before_2009",
+            "incident_datetime_in_future",
+        },
+    ),
+    "Parent Incident Type": (
+        st.one_of(WHITESPACE, st.text("0123456789!?#/ .", min_size=1), st.just("Th\u0435ft")),
+        {"label_missing", "label_not_canonical"},
+    ),
+    "Latitude": (
+        st.one_of(WHITESPACE, BAD_NUMBER),
+        {"coordinates_missing", "coordinates_unparseable", "coordinates_outside_city"},
+    ),
+    "Longitude": (
+        st.one_of(WHITESPACE, BAD_NUMBER),
+        {"coordinates_missing", "coordinates_unparseable", "coordinates_outside_city"},
+    ),
+    "Hour of Day": (
+        st.one_of(
+            NO_DIGITS,
+            st.integers(max_value=-1).map(str),
+            st.integers(min_value=24).map(str),
+            st.floats(0, 23).filter(lambda x: x != int(x)).map(repr),
+        ),
+        {"hour_of_day_invalid"},
+    ),
+    "Created At": (
+        st.one_of(BAD_DATETIME, out_of_range("1900-01-01", "2020-06-01")),
+        {"created_at_unparseable", "created_at_out_of_range"},
+    ),
+    "updated_at": (
+        st.one_of(BAD_DATETIME, out_of_range("1900-01-01", "2020-06-01")),
+        {"updated_at_unparseable", "updated_at_out_of_range"},
+    ),
 }
 
 
@@ -151,9 +198,19 @@ def test_whatever_validates_survives_the_round_trip_to_parquet_unchanged(rows):
             pd.testing.assert_frame_equal(read_parquet(path), frame, check_exact=True)
 
 
-ONE_ROW = [{"Case Number": "19-1", "Incident Datetime": "01/04/2019 10:00:00 AM", "Parent Incident Type": "Theft",
-            "Latitude": "42.9", "Longitude": "-78.85", "Hour of Day": "10", "Created At": "", "updated_at": "",
-            "Incident Description": ""}] * 2
+ONE_ROW = [
+    {
+        "Case Number": "19-1",
+        "Incident Datetime": "01/04/2019 10:00:00 AM",
+        "Parent Incident Type": "Theft",
+        "Latitude": "42.9",
+        "Longitude": "-78.85",
+        "Hour of Day": "10",
+        "Created At": "",
+        "updated_at": "",
+        "Incident Description": "",
+    }
+] * 2
 
 
 def known(column: str, value: str) -> tuple:
@@ -163,9 +220,17 @@ def known(column: str, value: str) -> tuple:
 
 # Found by Hypothesis: the corrupted row follows one whose quoted description holds a line break.
 AFTER_A_LINE_BREAK = [
-    {"Case Number": "0", "Incident Datetime": "01/02/2009 12:00:00 AM", "Parent Incident Type": "Theft",
-     "Latitude": "42.875", "Longitude": "-78.875", "Hour of Day": "", "Created At": "", "updated_at": "",
-     "Incident Description": description}
+    {
+        "Case Number": "0",
+        "Incident Datetime": "01/02/2009 12:00:00 AM",
+        "Parent Incident Type": "Theft",
+        "Latitude": "42.875",
+        "Longitude": "-78.875",
+        "Hour of Day": "",
+        "Created At": "",
+        "updated_at": "",
+        "Incident Description": description,
+    }
     for description in ("\n", "")
 ]
 
@@ -183,15 +248,19 @@ def test_one_corrupted_cell_quarantines_its_row_and_changes_nothing_else(case):
     rows, row, column, value, allowed = case
     clean = validate(rows)
     assert clean.quarantine.empty, clean.quarantine[["source_line", "rules"]]
-    corrupted = validate([*rows[:row], {**rows[row], column: value}, *rows[row + 1:]])
+    corrupted = validate([*rows[:row], {**rows[row], column: value}, *rows[row + 1 :]])
 
     quarantine = corrupted.quarantine
     # Its physical line, as the clean run read it (a line break inside an earlier quoted value moves it).
     assert len(quarantine) == 1 and quarantine.loc[0, "source_line"] == clean.valid.loc[row, "source_line"]
     assert set(quarantine.loc[0, "rules"].split(";")) <= allowed, quarantine.loc[0, "rules"]
-    canonical = {"Case Number": "case_number", "Incident Datetime": "incident_datetime",
-                 "Parent Incident Type": "parent_incident_type", "Hour of Day": "hour_of_day",
-                 "Created At": "created_at"}.get(column, column.lower())
+    canonical = {
+        "Case Number": "case_number",
+        "Incident Datetime": "incident_datetime",
+        "Parent Incident Type": "parent_incident_type",
+        "Hour of Day": "hour_of_day",
+        "Created At": "created_at",
+    }.get(column, column.lower())
     assert quarantine.loc[0, canonical] == value  # the bad text is kept exactly as written
 
     others = clean.valid.drop(index=row).reset_index(drop=True)

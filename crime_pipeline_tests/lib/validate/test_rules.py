@@ -4,25 +4,37 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crime_pipeline.lib.validate.validation import parse_datetimes, validate_incidents
+from crime_pipeline.lib.validate.parse import parse_datetimes
+from crime_pipeline.lib.validate.validate import validate_incidents
 
 
 def raw(**overrides) -> pd.DataFrame:
-    row = {"case_number": "19-0001", "incident_datetime": "01/04/2019 12:00:00 PM", "parent_incident_type": "Theft",
-           "latitude": "42.9", "longitude": "-78.85", "source_line": 2}
+    row = {
+        "case_number": "19-0001",
+        "incident_datetime": "01/04/2019 12:00:00 PM",
+        "parent_incident_type": "Theft",
+        "latitude": "42.9",
+        "longitude": "-78.85",
+        "source_line": 2,
+    }
     row.update(overrides)
     return pd.DataFrame([row])
 
 
 def test_datetime_formats_of_the_portal_and_the_api():
-    parsed = parse_datetimes(pd.Series([
-        "03/06/2015 07:35:15 PM",  # portal export
-        "2019-01-04T12:00:00.000",  # API floating timestamp: local time
-        "2019-01-04T17:00:00.000Z",  # with an offset: converted to Buffalo time (EST, UTC-5)
-        "2019-07-04T12:00:00-04:00",
-        "2019-02-30 10:00",  # no such day
-        None,
-    ], dtype="string"))
+    parsed = parse_datetimes(
+        pd.Series(
+            [
+                "03/06/2015 07:35:15 PM",  # portal export
+                "2019-01-04T12:00:00.000",  # API floating timestamp: local time
+                "2019-01-04T17:00:00.000Z",  # with an offset: converted to Buffalo time (EST, UTC-5)
+                "2019-07-04T12:00:00-04:00",
+                "2019-02-30 10:00",  # no such day
+                None,
+            ],
+            dtype="string",
+        )
+    )
     assert parsed.iloc[0] == pd.Timestamp("2015-03-06 19:35:15")
     assert parsed.iloc[1] == pd.Timestamp("2019-01-04 12:00")
     assert parsed.iloc[2] == pd.Timestamp("2019-01-04 12:00")
@@ -31,30 +43,36 @@ def test_datetime_formats_of_the_portal_and_the_api():
 
 
 def test_coordinates_from_either_location_form():
-    frame = pd.concat([
-        raw(latitude="", longitude="", location="POINT (-78.85 42.9)"),
-        raw(latitude="", longitude="", location="(42.9, -78.85)", source_line=3),
-    ], ignore_index=True)
+    frame = pd.concat(
+        [
+            raw(latitude="", longitude="", location="POINT (-78.85 42.9)"),
+            raw(latitude="", longitude="", location="(42.9, -78.85)", source_line=3),
+        ],
+        ignore_index=True,
+    )
     result = validate_incidents(frame)
     assert len(result.valid) == 2
     assert result.valid["latitude"].tolist() == [42.9, 42.9] and result.valid["longitude"].tolist() == [-78.85, -78.85]
 
 
 def test_each_rule_is_named_and_a_row_gets_all_of_its_rules():
-    frame = pd.concat([
-        raw(case_number=""),
-        raw(incident_datetime="", source_line=3),
-        raw(incident_datetime="yesterday", source_line=4),
-        raw(incident_datetime="01/01/2005 12:00:00 PM", source_line=5),
-        raw(incident_datetime="01/01/2099 12:00:00 PM", source_line=6),
-        raw(parent_incident_type="", source_line=7),
-        raw(parent_incident_type="SODOMY", source_line=8),
-        raw(latitude="", longitude="", source_line=9),
-        raw(latitude="north", source_line=10),
-        raw(latitude="40.71", longitude="-74.0", source_line=11),
-        raw(case_number="", incident_datetime="never", latitude="0", longitude="0", source_line=12),
-        raw(parent_incident_type=" breaking and  entering ", source_line=13),
-    ], ignore_index=True)
+    frame = pd.concat(
+        [
+            raw(case_number=""),
+            raw(incident_datetime="", source_line=3),
+            raw(incident_datetime="yesterday", source_line=4),
+            raw(incident_datetime="01/01/2005 12:00:00 PM", source_line=5),
+            raw(incident_datetime="01/01/2099 12:00:00 PM", source_line=6),
+            raw(parent_incident_type="", source_line=7),
+            raw(parent_incident_type="SODOMY", source_line=8),
+            raw(latitude="", longitude="", source_line=9),
+            raw(latitude="north", source_line=10),
+            raw(latitude="40.71", longitude="-74.0", source_line=11),
+            raw(case_number="", incident_datetime="never", latitude="0", longitude="0", source_line=12),
+            raw(parent_incident_type=" breaking and  entering ", source_line=13),
+        ],
+        ignore_index=True,
+    )
     result = validate_incidents(frame)
     rules = dict(zip(result.quarantine["source_line"], result.quarantine["rules"]))
     assert rules == {
@@ -145,14 +163,30 @@ def test_created_and_updated_at_that_do_not_parse_or_are_out_of_range_quarantine
 
 
 def test_impossible_dates_are_unparseable_in_every_format_never_rolled_over():
-    values = ["02/30/2019", "04/31/2019 10:00:00", "02/29/2019 12:00:00 PM", "13/01/2019 10:00",
-              "01/01/2019 23:59:60", "01/01/2019 10:59:60", "01/01/2019 24:00", "00/10/2019",
-              "2019-02-30T10:00:00", "2019-04-31", "2019-02-29T12:00:00Z", "2019", "2019-01",
-              "2019-01-04T10:00:00.1234567"]
+    values = [
+        "02/30/2019",
+        "04/31/2019 10:00:00",
+        "02/29/2019 12:00:00 PM",
+        "13/01/2019 10:00",
+        "01/01/2019 23:59:60",
+        "01/01/2019 10:59:60",
+        "01/01/2019 24:00",
+        "00/10/2019",
+        "2019-02-30T10:00:00",
+        "2019-04-31",
+        "2019-02-29T12:00:00Z",
+        "2019",
+        "2019-01",
+        "2019-01-04T10:00:00.1234567",
+    ]
     parsed = parse_datetimes(pd.Series(values, dtype="string"))
     assert parsed.isna().all(), parsed[parsed.notna()]
     leap = parse_datetimes(pd.Series(["02/29/2020", "2020-02-29T10:00:00", "1/2/2019 7:05:09 PM"], dtype="string"))
-    assert leap.tolist() == [pd.Timestamp("2020-02-29"), pd.Timestamp("2020-02-29 10:00"), pd.Timestamp("2019-01-02 19:05:09")]
+    assert leap.tolist() == [
+        pd.Timestamp("2020-02-29"),
+        pd.Timestamp("2020-02-29 10:00"),
+        pd.Timestamp("2019-01-02 19:05:09"),
+    ]
     frame = rows(*({"incident_datetime": v} for v in values))
     assert set(rules_by_line(frame).values()) == {"incident_datetime_unparseable"}
     assert len(rules_by_line(frame)) == len(values)
@@ -170,7 +204,7 @@ def test_hour_of_day_must_be_a_whole_hour_never_wrapped_or_truncated():
 
 
 def test_validation_is_a_function_of_the_rows_and_as_of_not_of_the_clock(monkeypatch):
-    import crime_pipeline.lib.validate.validation as validation
+    import crime_pipeline.lib.validate.validate as validation  # where validate_incidents looks up local_now
 
     frame = rows(
         {"incident_datetime": "06/01/2150 10:00:00 AM", "created_at": "06/01/2150 11:00:00 AM"},
@@ -195,7 +229,9 @@ def test_validation_is_a_function_of_the_rows_and_as_of_not_of_the_clock(monkeyp
     monkeypatch.setattr(validation, "local_now", lambda: pd.Timestamp("2150-05-01 09:00"))
     quarantine = validate_incidents(frame).quarantine
     assert dict(zip(quarantine["source_line"], quarantine["rules"])) == {
-        2: "created_at_out_of_range;incident_datetime_in_future", 4: "updated_at_out_of_range"}
+        2: "created_at_out_of_range;incident_datetime_in_future",
+        4: "updated_at_out_of_range",
+    }
     assert validation.local_time("2019-06-02T13:00:00+00:00") == as_of
 
 
