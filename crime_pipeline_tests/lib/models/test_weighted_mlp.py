@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,25 @@ CLASSES = ["theft", "assault", "burglary", "robbery"]
 pytestmark = pytest.mark.slow  # tiny MLPs, trained in process: seconds each
 
 SETTINGS = MLPSettings(epochs=3, batch_size=128, spread_scales=(0.04, 0.01), spread_shifts=2)
+QUIET = logging.getLogger("crime_pipeline_tests.weighted_mlp")  # stages log to a logger, as to context.log
+
+
+class Messages(logging.Handler):
+    """A logger's messages, kept."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def collecting_logger() -> tuple[logging.Logger, list[str]]:
+    logger = logging.getLogger("crime_pipeline_tests.weighted_mlp.collected")
+    logger.handlers, logger.propagate = [Messages()], False
+    logger.setLevel(logging.INFO)
+    return logger, logger.handlers[0].messages
 
 
 def _splits(rows: int = 1600, seed: int = 0) -> tuple[pd.DataFrame, dict]:
@@ -83,7 +103,7 @@ def _reads(layout: LakeLayout, asset: str, *deps: str) -> DeclaredReads:
 
 
 def _train_mlp(layout: LakeLayout) -> dict:
-    fit_mlp(_reads(layout, "mlp_model"), SETTINGS, 0, "cpu", log=lambda m: None)
+    fit_mlp(_reads(layout, "mlp_model"), SETTINGS, 0, "cpu", log=QUIET)
     return json.loads((layout.model_candidates / "mlp.json").read_text())
 
 
@@ -97,12 +117,12 @@ def test_the_weighted_mlp_is_the_mlp_network_with_the_prior_correction_and_train
         raise AssertionError("mlp_weighted trained a network")
 
     monkeypatch.setattr(stages, "train_mlp", no_training)
-    messages: list[str] = []
+    log, messages = collecting_logger()
     fitted = weight_mlp(
         _reads(layout, "mlp_weighted_model", "mlp_model"),
         dataclasses.replace(SETTINGS, prior_correction=True),
         0,
-        log=messages.append,
+        log=log,
     )
     assert messages and not [m for m in messages if "epoch" in m]
     weighted_meta = json.loads((layout.model_candidates / "mlp_weighted.json").read_text())
@@ -132,7 +152,7 @@ def test_the_weighted_mlp_scores_validation_as_training_it_separately_did(tiny_l
         _reads(layout, "mlp_weighted_model", "mlp_model"),
         dataclasses.replace(SETTINGS, prior_correction=True),
         0,
-        log=lambda m: None,
+        log=QUIET,
     )
     # The old way: the same network trained again with prior_correction, validation scored with the
     # training-only place encoding.
@@ -156,7 +176,7 @@ def test_the_weighted_mlp_scores_validation_as_training_it_separately_did(tiny_l
     assert got["validation_accuracy"] == expected["validation_accuracy"]
     assert got["validation_log_loss"] == pytest.approx(expected["validation_log_loss"], abs=1e-12)
     # Without the prior correction the weighted candidate scores exactly as the plain MLP.
-    plain = weight_mlp(_reads(layout, "mlp_weighted_model", "mlp_model"), SETTINGS, 0, log=lambda m: None)
+    plain = weight_mlp(_reads(layout, "mlp_weighted_model", "mlp_model"), SETTINGS, 0, log=QUIET)
     mlp_meta = json.loads((layout.model_candidates / "mlp.json").read_text())
     assert {k: plain.primary.metrics[k] for k in ("validation_accuracy", "validation_log_loss")} == {
         k: mlp_meta["metrics"][k] for k in ("validation_accuracy", "validation_log_loss")
@@ -189,7 +209,7 @@ def test_the_weighted_mlp_refuses_a_network_it_cannot_reuse(tiny_lake):
 def test_retraining_the_mlp_replaces_its_validation_logits(tiny_lake):
     layout, _, _ = tiny_lake
     first = _train_mlp(layout)["validation_logits"]
-    fit_mlp(_reads(layout, "mlp_model"), dataclasses.replace(SETTINGS, seed=1), 0, "cpu", log=lambda m: None)
+    fit_mlp(_reads(layout, "mlp_model"), dataclasses.replace(SETTINGS, seed=1), 0, "cpu", log=QUIET)
     second = json.loads((layout.model_candidates / "mlp.json").read_text())["validation_logits"]
     assert first["file"] != second["file"]
     assert [p.name for p in layout.model_candidates.glob("mlp-validation-*.npy")] == [second["file"]]
