@@ -8,7 +8,7 @@ MLP per row of VARIANTS (each row adds one thing to the row above) and, for refe
 regression and gradient boosting. Prints accuracy, macro-F1, log loss, gap to the Bayes limit in
 nats and training seconds (wall and CPU; the MLP trains on one CPU thread, see MLPSettings.cpu_threads).
 ALTERNATIVES are variations of the last cumulative row (the pipeline default: MLPSettings in
-lib/mlp.py and MLPConfig in defs/models.py). --quick: 20,000 rows only; --only trains
+lib/models/mlp/settings.py and MLPConfig in defs/models.py). --quick: 20,000 rows only; --only trains
 only the MLP rows whose name contains one of the given words (e.g. --only "target encoding").
 """
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from crime_pipeline.lib.lake.storage import open_read
+from crime_pipeline.lib.lake.storage import content_hash
 
 _TYPE_NAMES = {"b": "bool", "i": "int", "u": "int", "f": "float", "M": "datetime", "O": "string"}
 
@@ -50,9 +49,4 @@ def same_name_lineage(frame: pd.DataFrame, upstream: str, upstream_columns) -> d
 def content_version(*paths: Path) -> dg.DataVersion:
     """A data version from the bytes of what an asset published: Dagster marks what lies below
     stale only when those bytes change (a rebuild that yields the same table changes nothing)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open_read(path) as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-    return dg.DataVersion(digest.hexdigest()[:16])
+    return dg.DataVersion(content_hash(*paths))

@@ -2,7 +2,7 @@
 completes with nothing lost, no stray temporary file, and no killed run blocking it.
 
 Crashes are real: `crime-pipeline run` in a subprocess, stopped by SIGKILL at a named point
-(lib/faults.py), on the project's own instance settings (pools, run monitoring).
+(lib/lake/faults.py), on the project's own instance settings (pools, run monitoring).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The lock file (requirements.lock, which .ci/run installs from) is in step with pyproject.toml: every
 dependency and every extra's requirement is pinned there, at a version its specifier allows.
 
-Regenerate the lock after changing a requirement (pip-tools is in the `dev` extra), from the
-repository root; the command is also in the lock's header:
+Regenerate the lock after changing a requirement (pip-tools in a scratch venv), from the repository
+root, then make the hand edits the lock's header lists; the command is also in the header:
     pip-compile --all-extras --no-emit-find-links --no-emit-index-url --output-file=requirements.lock \\
         --strip-extras --unsafe-package=crime-pipeline --unsafe-package=pip --unsafe-package=setuptools pyproject.toml
 """

@@ -8,7 +8,6 @@ is the one declaration of how to split; the Dagster config is derived from it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ from crime_pipeline.lib.lake.atomic import publish, reject, rejected_path, stage
 from crime_pipeline.lib.lake.errors import StageError
 from crime_pipeline.lib.lake.parquet import parquet_batch_writer
 from crime_pipeline.lib.lake.reads import DeclaredReads
-from crime_pipeline.lib.lake.storage import open_read
+from crime_pipeline.lib.lake.storage import content_hash
 
 NOT_FEATURES = (*ID_COLUMNS, "label", "label_id", CITY_COLUMN)
 FEATURE_BATCH_ROWS = 250_000
@@ -82,13 +81,9 @@ def cities_in(reads: DeclaredReads, path: Path, columns: set[str]) -> list[str]:
 
 
 def file_version(path: Path) -> str:
-    """A short content hash naming the exact data a downstream artifact was built from (the same
-    digest as the Dagster data version of a published file, defs/metadata.content_version)."""
-    digest = hashlib.sha256()
-    with open_read(path) as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    """A short content hash naming the exact data a downstream artifact was built from (the Dagster
+    data version of the published file: defs/metadata.content_version hashes the same way)."""
+    return content_hash(path)
 
 
 @dataclass

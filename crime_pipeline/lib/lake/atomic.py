@@ -4,7 +4,7 @@ A crash mid-write leaves the previous good file in place, never half a file. Tem
 carry the writer's pid, so `remove_stale_temp_files` can clear what a killed writer left behind
 without touching a live writer's file.
 
-On an object store (an s3:// lake, lib/storage.py) the same functions write the bytes under a new
+On an object store (an s3:// lake, storage.py) the same functions write the bytes under a new
 version key and publish by a pointer PUT; `publish` and `reject` move pointers, not data.
 """
 

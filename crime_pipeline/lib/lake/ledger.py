@@ -1,11 +1,11 @@
-"""Where everything lives in the data lake, and the ledger of ingested files.
+"""The ledger of ingested files in the data lake (layout.py says where everything lives).
 
 The ledger (`ledger/ingested.json`) records every file ingested, by content hash, so a file is
 ingested once however often it is dropped in, renamed, or whatever happens to DAGSTER_HOME. A file
 is done only when its validation is published (status `validated`); until then (status `read`:
 raw table written, validation not yet published, e.g. after a crash) every run retries it.
 Its updates never lose a concurrent writer's entry: an fcntl lock on a local lake, a conditional
-PUT retried on conflict on an object store (lib/storage.update_json).
+PUT retried on conflict on an object store (documents.update_json).
 """
 
 from __future__ import annotations

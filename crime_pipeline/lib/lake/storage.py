@@ -3,7 +3,7 @@
 `lake_path(root)` turns the lake root into a path object: a `pathlib.Path` for a local folder, a
 universal_pathlib `UPath` for `s3://bucket/prefix` (endpoint and credentials from the standard AWS
 environment variables, plus `CRIME_PIPELINE_S3_ENDPOINT` for an S3-compatible server). Every read
-and write of a lake file goes through the functions here (and lib/atomic.py), which behave exactly
+and write of a lake file goes through the functions here (and atomic.py), which behave exactly
 as before on local paths.
 
 On S3 a rename is a copy and a delete, so it cannot publish atomically. Instead every write puts
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
 import io
 import json
 import os
@@ -226,6 +227,17 @@ def local_copy(path) -> Iterator[Path]:
         with open_read(path) as source, open(local, "wb") as out:
             shutil.copyfileobj(source, out, 1 << 20)
         yield local
+
+
+def content_hash(*paths) -> str:
+    """A short SHA-256 of the files' bytes, read in blocks: the data version of what an asset
+    published, and the name of the exact data a downstream artifact was built from."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open_read(path) as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def exists(path) -> bool:

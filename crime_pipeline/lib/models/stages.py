@@ -145,10 +145,8 @@ def weight_mlp(
     for city, rows, city_info in per_city(parts[parts["split"] == "validation"], info):
         started = time.perf_counter()
         name = model_name("mlp", city)
-        meta = _mlp_candidate(reads, name, info["data_version"])
+        model, meta = _mlp_candidate(reads, name, info["data_version"], city)
         _check_settings(settings, max_train_rows, meta, name)
-        reads.path(layout.model_candidates / meta["weights_file"])
-        model, _ = load_model(layout.model_candidates, "mlp", name)
         logits = read_validation_logits(reads, layout.model_candidates, meta["validation_logits"], f"{name}.json")
         y = rows["label_id"].to_numpy(dtype=np.int64)
         n_classes = len(city_info["classes"])
@@ -175,12 +173,18 @@ def weight_mlp(
     return ModelsFitted("mlp_weighted", results, sampling, info["data_version"])
 
 
-def _mlp_candidate(reads: DeclaredReads, name: str, data_version: str) -> dict:
-    """The metadata of mlp_model's candidate `name`, trained on the current splits by this version."""
-    path = reads.layout.model_candidates / f"{name}.json"
+def _mlp_candidate(reads: DeclaredReads, name: str, data_version: str, city: str) -> tuple:
+    """mlp_model's candidate `name` (network, metadata), trained for `city` on the current splits by
+    this version. Network and metadata come from one read of the metadata, so a retrain running
+    beside this step cannot pair one network with another's logits and class counts."""
+    folder = reads.layout.model_candidates
+    path = folder / f"{name}.json"
     if not reads.exists(path):
         raise StageError(f"no mlp_model candidate {name}.json in {path.parent}: materialize mlp_model first")
-    meta = reads.json(path)
+    model, meta = load_model(folder, "mlp", name)
+    reads.path(folder / meta["weights_file"])  # recorded: the network is read too
+    if meta.get("city") != city:
+        raise StageError(f"mlp_model's candidate {name}.json was trained for {meta.get('city')}, not {city}")
     if meta.get("data_version") != data_version:
         raise StageError(
             f"mlp_model's candidate {name}.json was trained on data version {meta.get('data_version')}, "
@@ -193,7 +197,7 @@ def _mlp_candidate(reads: DeclaredReads, name: str, data_version: str) -> dict:
             f"mlp_model's candidate {name}.json has no {', '.join(missing)} (saved by an older "
             "version): rematerialize mlp_model"
         )
-    return meta
+    return model, meta
 
 
 def _check_settings(settings: MLPSettings, max_train_rows: int, meta: dict, name: str) -> None:

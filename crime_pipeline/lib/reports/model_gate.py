@@ -86,11 +86,17 @@ def audit_candidates(
     candidates: dict[tuple[str, str], dict], data_version: str
 ) -> tuple[dict[str, list[str]], list[str]]:
     """Each candidate's recorded features not on the allow-list (by model name, only those with any),
-    and the candidates trained on other splits than `data_version`."""
+    and the stale candidates: trained on other splits than `data_version`, or (mlp_weighted) built on
+    another network than the city's mlp candidate, e.g. when mlp_model was retrained without it."""
     bad = {model_name(*k): sorted(set(m["features"]) - set(FEATURE_COLUMNS)) for k, m in candidates.items()}
     bad = {k: v for k, v in bad.items() if v}
     stale = [model_name(*k) for k, m in candidates.items() if m.get("data_version") != data_version]
-    return bad, stale
+    for (kind, city), meta in candidates.items():
+        mlp = candidates.get(("mlp", city))
+        network = meta.get("network", {}).get("weights_sha256")
+        if kind == "mlp_weighted" and mlp is not None and network != mlp.get("weights_sha256"):
+            stale.append(model_name(kind, city))
+    return bad, list(dict.fromkeys(stale))
 
 
 def bayes_posterior(rows: pd.DataFrame, city: str, lake_root: str | Path | None = None) -> np.ndarray:

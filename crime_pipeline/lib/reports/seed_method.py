@@ -29,7 +29,6 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from crime_pipeline.lib.cities.columns import CLASSES
-from crime_pipeline.lib.models.mlp.network import trunk
 from crime_pipeline.lib.reports.metrics import classification_metrics
 
 DISGUISES: tuple[str, ...] = ("incident_type_primary", "incident_description")
@@ -80,7 +79,17 @@ class SeedNet(nn.Module):
 
     def __init__(self, n_features: int, n_classes: int, dropout: float):
         super().__init__()
-        self.net = trunk(n_features, n_classes, dropout)
+        self.net = nn.Sequential(
+            nn.Linear(n_features, 128),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(128, 64),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(64, 32),
+            nn.ReLU(),
+            nn.Linear(32, n_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

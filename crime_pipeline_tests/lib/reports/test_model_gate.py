@@ -180,3 +180,21 @@ def test_only_files_all_from_the_current_generator_count_as_generated():
     assert not all_generated({"a": synthetic.GENERATOR_VERSION, "b": None})
     assert not all_generated({"a": "an-older-version"})
     assert not all_generated({})
+
+
+def test_a_weighted_mlp_built_on_another_network_than_the_mlp_candidate_is_stale():
+    """mlp_model retrained without mlp_weighted_model: the weighted candidate names the old network."""
+    features = ["hour", "latitude"]
+    candidates = {
+        ("mlp", "buffalo"): {"features": features, "data_version": "v1", "weights_sha256": "new"},
+        ("mlp_weighted", "buffalo"): {"features": features, "data_version": "v1", "network": {"weights_sha256": "old"}},
+        ("mlp", "chicago"): {"features": features, "data_version": "v1", "weights_sha256": "same"},
+        ("mlp_weighted", "chicago"): {
+            "features": features,
+            "data_version": "v1",
+            "network": {"weights_sha256": "same"},
+        },
+    }
+    assert model_gate.audit_candidates(candidates, "v1") == ({}, ["mlp_weighted"])
+    candidates[("mlp_weighted", "buffalo")]["network"]["weights_sha256"] = "new"
+    assert model_gate.audit_candidates(candidates, "v1") == ({}, [])

@@ -15,8 +15,7 @@ from torch import nn
 from crime_pipeline.lib.models.mlp.encoder import InputEncoder
 
 
-def trunk(n_inputs: int, n_classes: int, dropout: float) -> nn.Sequential:
-    """The seed project's network: input -> 128 -> 64 -> 32 ReLU (dropout after the first two) -> logits."""
+def _trunk(n_inputs: int, n_classes: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(n_inputs, 128),
         nn.ReLU(),
@@ -56,8 +55,8 @@ class CrimeMLP(nn.Module):
         self.n_dense = n_features - len(vocab_sizes) - n_offset
         self.embeddings = nn.ModuleList(nn.Embedding(size + 1, embed_dim) for size in vocab_sizes)
         n_inputs = self.n_dense + embed_dim * len(vocab_sizes)
-        self.net = trunk(n_inputs, n_classes, dropout)
-        self.more = nn.ModuleList(trunk(n_inputs, n_classes, dropout) for _ in range(members - 1))
+        self.net = _trunk(n_inputs, n_classes, dropout)
+        self.more = nn.ModuleList(_trunk(n_inputs, n_classes, dropout) for _ in range(members - 1))
         self.encoder: InputEncoder | None = None  # set when trained on named features
         self.selection_encoder: InputEncoder | None = None  # training counts only, for validation scores; not saved
         self.temperature = 1.0
