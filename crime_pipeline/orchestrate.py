@@ -16,9 +16,9 @@ What it rebuilds below ingestion (the unpartitioned assets, upstream first), wit
   missing; a change in the tick after one that requested the asset, which Dagster counts as
   handled; a run that was killed, failed or limited by `downstream`): no materialization ("never
   materialized"); a code_version other than the one its latest materialization recorded ("code
-  version 2 -> 3"); a dependency (in any partition) whose data version changed since the asset's
-  latest materialization ("new data in X"; a rebuild from the same data keeps its data version, so
-  it counts not, as in the rules);
+  version 2 -> 3"); a dependency whose data version is not the one the asset recorded consuming (a
+  partitioned dependency: any partition changed since) ("new data in X"; a rebuild from the same
+  data keeps its data version, so it counts not, as in the rules);
 - an asset whose latest blocking check failed, audited again (the cause may be fixed; if it fails
   again, Dagster's blocking keeps everything below it off the old version);
 - everything below an asset rebuilt ("below X, which is rebuilt").
@@ -45,6 +45,7 @@ from crime_pipeline.runs import QUIET_LOGS, SOURCE_FILE_TAG, process_tags, reap_
 PER_FILE_ASSETS = ("raw_incidents", "validated_incidents", "incident_quarantine")
 CURSOR_FILE = "crime_pipeline_automation_cursor.json"
 DATA_VERSION_TAG = "dagster/data_version"  # where Dagster records a materialization's data version
+INPUT_DATA_VERSION_TAG = "dagster/input_data_version/"  # + a dependency's key: the version it consumed
 
 
 def root_cause(error) -> str:
@@ -133,6 +134,17 @@ def has_new_data(instance: dg.DagsterInstance, parent: dg.AssetKey, since: int) 
     )
 
 
+def new_data_in(instance: dg.DagsterInstance, parent: dg.AssetKey, partitioned: bool, child) -> bool:
+    """Whether `parent` holds other data than `child` (the child's latest materialization record) was
+    built from. An unpartitioned parent: its current data version against the one the child recorded
+    consuming (exact even when runs overlap); a partitioned one: any partition changed since."""
+    consumed = child.asset_materialization.tags.get(INPUT_DATA_VERSION_TAG + parent.to_user_string())
+    if partitioned or consumed is None:
+        return has_new_data(instance, parent, child.storage_id)
+    latest = instance.fetch_materializations(parent, limit=1).records
+    return bool(latest) and latest[0].asset_materialization.tags.get(DATA_VERSION_TAG) != consumed
+
+
 def stale_facts(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, str]:
     """Which of `keys` the instance's records show missing, built by other code, or built from data
     that has changed since, and why."""
@@ -149,7 +161,7 @@ def stale_facts(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[d
         elif changed := sorted(
             dep.asset_key.to_user_string()
             for dep in specs[key].deps
-            if has_new_data(instance, dep.asset_key, records[0].storage_id)
+            if new_data_in(instance, dep.asset_key, specs[dep.asset_key].partitions_def is not None, records[0])
         ):
             reasons[key] = f"new data in {', '.join(changed)}"
     return reasons

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from crime_pipeline.orchestrate import DATA_VERSION_TAG, PER_FILE_ASSETS, downstream_keys, requested_by_automation
+from crime_pipeline.orchestrate import (
+    DATA_VERSION_TAG,
+    INPUT_DATA_VERSION_TAG,
+    PER_FILE_ASSETS,
+    downstream_keys,
+    requested_by_automation,
+)
 from crime_pipeline.runs import SOURCE_FILE_TAG
 from crime_pipeline_tests.defs.test_sensor import Ticker
 
@@ -130,5 +136,8 @@ def test_the_cli_evaluates_the_conditions_on_its_own_cursor_kept_between_runs(de
 
 def test_the_data_version_is_read_from_the_tag_dagster_writes():
     from dagster._core.definitions.data_version import DATA_VERSION_TAG as DAGSTER_DATA_VERSION_TAG
+    from dagster._core.definitions.data_version import get_input_data_version_tag
 
     assert DATA_VERSION_TAG == DAGSTER_DATA_VERSION_TAG
+    key = dg.AssetKey("dataset_splits")
+    assert INPUT_DATA_VERSION_TAG + key.to_user_string() == get_input_data_version_tag(key)
