@@ -10,6 +10,7 @@ from crime_pipeline.orchestrate import (
     PER_FILE_ASSETS,
     downstream_keys,
     requested_by_automation,
+    stale_facts,
 )
 from crime_pipeline.runs import SOURCE_FILE_TAG
 from crime_pipeline_tests.defs.test_sensor import Ticker
@@ -141,3 +142,32 @@ def test_the_data_version_is_read_from_the_tag_dagster_writes():
     assert DATA_VERSION_TAG == DAGSTER_DATA_VERSION_TAG
     key = dg.AssetKey("dataset_splits")
     assert INPUT_DATA_VERSION_TAG + key.to_user_string() == get_input_data_version_tag(key)
+
+
+def test_an_asset_built_from_an_older_input_than_the_current_one_is_stale_even_when_recorded_later():
+    """Overlapping runs: `b` is recorded after `a` published v2, but `b` had read v1 (its input tag says
+    so). Ordering by storage id would call `b` current; the version it recorded consuming does not."""
+
+    @dg.asset(code_version="1")
+    def a() -> None: ...
+
+    @dg.asset(deps=[a], code_version="1")
+    def b() -> None: ...
+
+    defs = dg.Definitions(assets=[a, b])
+
+    def record(key: str, data_version: str, consumed: str | None = None) -> None:
+        tags = {DATA_VERSION_TAG: data_version, "dagster/code_version": "1"}
+        if consumed is not None:
+            tags[INPUT_DATA_VERSION_TAG + "a"] = consumed
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, tags=tags))
+
+    with dg.instance_for_test() as instance:
+        record("a", "v1")
+        record("b", "b1", consumed="v1")
+        assert stale_facts(defs, instance, [dg.AssetKey("b")]) == {}
+        record("a", "v2")
+        record("b", "b2", consumed="v1")  # a run that started before v2, recorded after it
+        assert stale_facts(defs, instance, [dg.AssetKey("b")]) == {dg.AssetKey("b"): "new data in a"}
+        record("b", "b3", consumed="v2")
+        assert stale_facts(defs, instance, [dg.AssetKey("b")]) == {}
