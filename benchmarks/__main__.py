@@ -7,6 +7,8 @@ Generates the default file (`crime-pipeline generate`'s data), then, one heavy p
   - `benchmarks.graph`: `crime-pipeline run` on a fresh lake, one new month dropped into it
     (ingestion + validation of its partition, the downstream refresh), a full rebuild of ingestion
     + validation of every file;
+  - `benchmarks.forecast`: the forecast group through Dagster on the lake `benchmarks.graph` built
+    (counts, the test window's weekly partitions, this week's, the backtest), time per method;
   - `benchmarks.direct`: the same lib/ functions called directly, without Dagster, on the same file;
   - `benchmarks/seed_script.py`: the seed project's approach as a plain script;
   - `pyarrow.csv.read_csv` of the default file and the MLP throughput, in this process.
@@ -34,6 +36,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.csv as pacsv
 
+from benchmarks.forecast import TARGET_S as FORECAST_TARGET_S
 from benchmarks.ingestion import ALONE, PARTS, measure_parts
 from benchmarks.report import REPO, Section, git_state, machine, table
 from benchmarks.stages import run_stages
@@ -54,6 +57,7 @@ QUICK = {
     "mlp": {"rows": 20_000, "epochs": 1, "rounds": 1},
     "refresh": "incidents",
     "stages": ["generate", "ingest+validate"],
+    "forecast_weeks": 2,
 }
 FULL = {
     "rows": synthetic.DEFAULT_ROWS,
@@ -62,6 +66,7 @@ FULL = {
     "mlp": {"rows": 200_000, "epochs": 3, "rounds": 3},
     "refresh": None,
     "stages": None,
+    "forecast_weeks": 26,
 }
 MONTH_ROWS_PER_FILE_ROW = 1.3  # generate 1.3x the default file's rows: its busiest recent month holds about 2,000
 
@@ -173,6 +178,22 @@ def measure(work: Path, rows: int, seed: int, plan: dict, echo) -> dict:
     )
     out["refresh_limited_to"] = plan["refresh"]
     out["graph"] = json.loads((work / "graph.json").read_text())
+    echo("the forecast group on the built lake: counts, the test window's weeks, this week's, the backtest ...")
+    child(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.forecast",
+            str(dagster_lake.root),
+            "--json",
+            str(work / "forecast.json"),
+            "--weeks",
+            str(plan["forecast_weeks"]),
+        ],
+        env,
+        work / "forecast.log",
+    )
+    out["forecast"] = json.loads((work / "forecast.json").read_text())
     echo("the same lib/ functions called directly ...")
     child(
         [
@@ -315,7 +336,26 @@ def sections(m: dict) -> list[Section]:
         for r in m["stages"]:
             memory.add(f"{r['stage']} ({r['rows']:,} rows, {r['wall_s']:.0f} s)", r["peak_rss_mb"], "MB")
         found.append(memory)
+    if m.get("forecast"):
+        found.append(forecast_section(m["forecast"]))
     return found
+
+
+def forecast_section(f: dict) -> Section:
+    """The forecast group's wall time against its limit, each method's fit time, PAI at 1%."""
+    section = Section("forecast", "Hotspot forecasts: the whole forecast group through Dagster")
+    section.ratio(
+        f"counts + {f['weeks']} test weeks + this week + backtest ({f['events']:,} events, {f['cells']:,} cells)",
+        f["wall_s"],
+        "s",
+        target=("<=", FORECAST_TARGET_S),
+    )
+    section.add("of which the weekly partition runs, all methods", f["week_runs_s"], "s")
+    for method, seconds in sorted(f["method_fit_s"].items()):
+        section.add(f"{method}: fit + forecast, summed over the {f['weeks']} weeks", seconds, "s")
+    for method, value in sorted(f["pai_1pct"].items()):
+        section.add(f"{method}: mean PAI at 1% of the area", value, "x")
+    return section
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,8 +31,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         args.seed,
         city=args.city,  # in chunks: bounded memory
         lake_root=layout.root,
+        near_repeat=not args.no_near_repeat,
     )
-    version = synthetic.generator_version(args.city, lake_root=layout.root)
+    version = synthetic.generator_version(args.city, lake_root=layout.root, near_repeat=not args.no_near_repeat)
     for path, rows in zip(paths, counts):
         record_generated(
             layout,
@@ -52,20 +53,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_pipeline(force=args.force, echo=print)
 
 
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from crime_pipeline.forecast_runs import run_forecasts
+
+    prepare_dagster_home()
+    settings = {
+        key: value
+        for key, value in {
+            "events_source": args.events_source,
+            "city": args.city,
+            "cell_m": args.cell_m,
+            "test_weeks": args.test_weeks,
+            "test_from": args.test_from,
+        }.items()
+        if value is not None
+    }
+    return run_forecasts(backfill=args.backfill, weeks=args.weeks, settings=settings or None, echo=print)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from crime_pipeline.lib.ingest.raw_csv import UnreadableFileError
-    from crime_pipeline.lib.lake.atomic import write_text
+    from crime_pipeline.lib.lake.atomic import write_json, write_text
     from crime_pipeline.lib.lake.layout import LakeLayout
     from crime_pipeline.lib.lake.storage import check_reachable, is_remote, lake_path
     from crime_pipeline.lib.models.artifacts import ArtifactError
-    from crime_pipeline.lib.models.scoring import csv_safe, score_csv
+    from crime_pipeline.lib.models.scoring import csv_safe, predictions_geojson, score_csv
 
     layout = LakeLayout(lake_path(default_lake_root()))
     if is_remote(layout.root):
         check_reachable(layout.root)
     try:
         scored = score_csv(Path(args.input), args.model, layout.models, args.city, lake_root=layout.root)
-        write_text(args.out, csv_safe(scored.predictions).to_csv(index=False))
+        if args.format == "geojson":
+            write_json(args.out, predictions_geojson(scored.predictions))
+        else:
+            write_text(args.out, csv_safe(scored.predictions).to_csv(index=False))
     except (ArtifactError, UnreadableFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -73,6 +95,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         f"scored {len(scored.predictions)} incidents with the {scored.city} {args.model} model "
         f"({scored.model_version}) -> {args.out}"
     )
+    if scored.training_note:
+        print(scored.training_note)
     if len(scored.rejected):
         print(f"{len(scored.rejected)} rows failed validation and were not scored:", file=sys.stderr)
         for line, rules in scored.rejected.head(20).itertuples(index=False):
@@ -117,14 +141,36 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="12: one file per calendar month of Created At (<out>_month01.csv .. _month12.csv)",
     )
+    gen.add_argument(
+        "--no-near-repeat",
+        action="store_true",
+        help="independent incidents: without the near-repeat (self-exciting) component",
+    )
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize everything missing or stale, for every incoming file")
     run.add_argument("--force", action="store_true", help="rebuild everything below ingestion")
     run.set_defaults(func=cmd_run)
+    forecast = sub.add_parser(
+        "forecast", help="grid counts, this week's hotspot forecast, the backtest (--backfill: the test window too)"
+    )
+    forecast.add_argument("--backfill", action="store_true", help="forecast every week of the test window first")
+    forecast.add_argument("--weeks", type=int, help="with --backfill: only the last N weeks of the test window")
+    forecast.add_argument("--events-source", choices=["incidents", "xyt"], help="xyt: raw/events/*_<year>_xyt.csv")
+    forecast.add_argument("--city", help="whose box the grid covers (default: the data's city)")
+    forecast.add_argument("--cell-m", type=float, help="grid cell side in metres (default 150)")
+    forecast.add_argument("--test-weeks", type=int, help="weeks in the test window (default 26)")
+    forecast.add_argument("--test-from", help="ISO date: the test window is every complete week from this one on")
+    forecast.set_defaults(func=cmd_forecast)
     predict = sub.add_parser("predict", help="score a CSV export with a saved model")
     predict.add_argument("--model", choices=["baseline", "mlp", "mlp_weighted", "gbdt"], required=True)
     predict.add_argument("--input", required=True, help="CSV in any accepted layout")
-    predict.add_argument("--out", required=True, help="CSV to write: one probability column per class")
+    predict.add_argument("--out", required=True, help="file to write: one probability column (property) per class")
+    predict.add_argument(
+        "--format",
+        choices=["csv", "geojson"],
+        default="csv",
+        help="geojson: an RFC 7946 FeatureCollection of points ([lon, lat]) that QGIS opens",
+    )
     predict.add_argument("--city", help="whose models to use (default: the only city with models, else the file's)")
     predict.set_defaults(func=cmd_predict)
     ui = sub.add_parser("ui", help="start `dg dev` on 127.0.0.1 with the project's DAGSTER_HOME")

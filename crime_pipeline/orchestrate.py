@@ -43,6 +43,7 @@ from crime_pipeline.lib.reports.headline import headline
 from crime_pipeline.runs import QUIET_LOGS, SOURCE_FILE_TAG, process_tags, reap_dead_runs
 
 PER_FILE_ASSETS = ("raw_incidents", "validated_incidents", "incident_quarantine")
+FORECAST_GROUP = "forecast"  # not rebuilt by `run` (see downstream_keys)
 CURSOR_FILE = "crime_pipeline_automation_cursor.json"
 DATA_VERSION_TAG = "dagster/data_version"  # where Dagster records a materialization's data version
 INPUT_DATA_VERSION_TAG = "dagster/input_data_version/"  # + a dependency's key: the version it consumed
@@ -86,14 +87,20 @@ def asset_parents(defs: dg.Definitions) -> dict[dg.AssetKey, set[dg.AssetKey]]:
 
 def downstream_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
     """Every unpartitioned asset below ingestion, upstream first: what may need rebuilding after it.
-    (The open-data pull, upstream of ingestion, runs on its schedule, never from here.)"""
+    (The open-data pull, upstream of ingestion, runs on its schedule, never from here; the forecast
+    group runs from `crime-pipeline forecast`, its schedule and automation: its backtest needs weekly
+    partitions that `run` does not issue.)"""
     specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
     parents = asset_parents(defs)
     below = {dg.AssetKey("raw_incidents")}
     for key in upstream_first(parents):
         if parents[key] & below:
             below.add(key)
-    return [k for k in upstream_first(parents) if k in below and specs[k].partitions_def is None]
+    return [
+        k
+        for k in upstream_first(parents)
+        if k in below and specs[k].partitions_def is None and specs[k].group_name != FORECAST_GROUP
+    ]
 
 
 def failed_audits(

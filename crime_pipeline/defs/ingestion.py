@@ -29,10 +29,12 @@ def raw_incidents(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     The export's display names, the older API's snake_case names and the newer API's names all land
     in one schema. Each row keeps its source file, content hash and physical line number; records
     with the wrong number of fields are kept with their raw text for the quarantine. A file that
-    cannot be read at all fails with a message naming it and the problem, and writes nothing.
+    cannot be read at all, or is over a limit (lib/ingest/limits.py: a 64 KiB header, 1,000 columns,
+    16 MiB a record), fails with a message naming it and the problem or the limit, and writes nothing.
     The ledger records the file with a record count taken by a second, independent reader (the
     evidence the validation's row accounting is checked against) and, for files the built-in
-    generator wrote, the generator version.
+    generator wrote, the generator version. A partition key is the first 16 hex digits of the file's
+    SHA-256; the file it stands for is the `source_file` of the partition's materialization.
     """
     reads = declared_reads(context, lake, external=True)
     with stage_failures():

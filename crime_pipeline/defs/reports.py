@@ -21,12 +21,21 @@ from crime_pipeline.defs.open_data import freshness_after_pull
 from crime_pipeline.deploy_tags import LIGHT, TABLE
 from crime_pipeline.lib.lake.storage import read_bytes
 from crime_pipeline.lib.models.artifacts import KINDS
+from crime_pipeline.lib.reports.districts import district_markdown
 from crime_pipeline.lib.reports.evaluation import comparison_markdown
 from crime_pipeline.lib.reports.model_gate import SKIPPED, CheckOutcome, evaluate_and_publish
 from crime_pipeline.lib.reports.stages import draw_report_figures, write_report
 from crime_pipeline.resources import LakeResource
 
 MODEL_ASSETS = [f"{kind}_model" for kind in KINDS]
+# The report shows the forecast section only once `crime-pipeline forecast` has built the backtest:
+# a forecast never built must not freeze the report's automation.
+REPORT_REFRESH = REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED.replace(
+    "any_deps_missing",
+    dg.AutomationCondition.any_deps_missing()
+    .ignore(dg.AssetSelection.assets("forecast_backtest"))
+    .with_label("any_deps_missing (the forecast is optional)"),
+)
 # Checks after model_features_allowed, in the order they are reported; the WARN ones do not block.
 EVALUATION_CHECKS = ("no_model_beats_bayes", "accuracy_is_plausible", "mlp_beats_baselines")
 WARN_CHECKS = {"accuracy_is_plausible", "mlp_beats_baselines"}
@@ -50,7 +59,7 @@ def _check_result(name: str, outcome: CheckOutcome) -> dg.AssetCheckResult:
             deps=[*MODEL_ASSETS, "dataset_splits", "incidents"],
             group_name="reports",
             kinds={"pandas", "json"},
-            code_version="2",
+            code_version="3",
             automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
         )
     ],
@@ -92,10 +101,15 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
     Accuracy, balanced accuracy, macro and weighted F1, per-class precision and recall, log loss,
     top-3 accuracy and expected calibration error. On data from the built-in generator, also the
     Bayes limit: the same metrics for the generator's exact posterior on the same rows, and each
-    model's gap to it. Each city is judged on its own test rows, against its own majority class and
-    Bayes limit. When the blocking checks pass, the models are published to models/ and the
-    results to reports/evaluation.json (the primary city's at the top level, every city's under
-    `cities`, and a `comparison` row per city); otherwise the previous ones stay.
+    model's gap to it. Every headline metric carries a seeded bootstrap 95% interval over the test
+    incidents, each model its paired gain over the majority class and the prior with whether that
+    gain is distinguishable from zero, and reliability-diagram bins (calibration). Per police
+    district, council district and neighbourhood the export has, each model's accuracy, log loss and
+    calibration error (`districts/<column>` tables in the metadata). Each city is
+    judged on its own test rows, against its own majority class and Bayes limit. When the blocking
+    checks pass, the models are published to models/ and the results to reports/evaluation.json
+    (the primary city's at the top level, every city's under `cities`, and a `comparison` row per
+    city); otherwise the previous ones stay.
     """
     reads = declared_reads(context, lake)
     with stage_failures():
@@ -122,6 +136,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
             **({"bayes/accuracy": doc["bayes"]["accuracy"]} if doc["bayes"] else {}),
             **reads_metadata(reads),
             **({"mlp_tradeoff": dg.MetadataValue.md(doc["mlp_tradeoff"])} if doc.get("mlp_tradeoff") else {}),
+            **{name: dg.MetadataValue.md(table) for name, table in district_markdown(doc).items()},
         },
     )
     yield features_allowed
@@ -135,16 +150,19 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource):
 @dg.asset(
     deps=["model_evaluation", "incidents"],
     group_name="reports",
-    kinds={"matplotlib", "png"},
-    code_version="2",
+    kinds={"matplotlib", "png", "geojson"},
+    code_version="3",
     automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED,
     op_tags=TABLE,
 )
 def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    """PNG figures in reports/: a normalised confusion matrix per model, the MLP training curves,
-    hexbin hotspot maps by time band and by main type, the class distribution, and per-class recall
+    """PNG figures in reports/: every model's normalised confusion matrix in one small multiple, a
+    reliability diagram per model, the MLP training curves, hexbin hotspot maps by time band and by
+    type (every type, grey where a cell has no incident), the class distribution, and per-class recall
     of every model side by side. Each is also attached to this asset's metadata as an inline image
     with a caption computed from the data it shows (reports/captions.json keeps them for the report).
+    The hotspot maps' cells are also written as GeoJSON polygons with counts
+    (reports/hotspot_cells.geojson), for QGIS or any GIS tool.
     """
     reads = declared_reads(context, lake)
     with stage_failures():
@@ -153,6 +171,7 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     return dg.MaterializeResult(
         metadata={
             "folder": dg.MetadataValue.path(str(drawn.folder)),
+            **({"hotspot_cells": dg.MetadataValue.path(str(drawn.hotspot_cells))} if drawn.hotspot_cells else {}),
             **{
                 path.stem: dg.MetadataValue.md(
                     f"![{caption}](data:image/png;base64,{base64.b64encode(read_bytes(path)).decode()})\n\n{caption}"
@@ -165,17 +184,28 @@ def figures(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
 
 
 @dg.asset(
-    deps=["figures", "model_evaluation", "incident_features", "incidents", "incident_quarantine", "seed_reproduction"],
+    deps=[
+        "figures",
+        "model_evaluation",
+        "incident_features",
+        "incidents",
+        "incident_quarantine",
+        "seed_reproduction",
+        "forecast_backtest",
+    ],
     group_name="reports",
     kinds={"html"},
-    code_version="2",
-    automation_condition=REFRESH_UNLESS_A_BLOCKING_CHECK_FAILED,
+    code_version="3",
+    automation_condition=REPORT_REFRESH,
     freshness_policy=freshness_after_pull(),
     op_tags=LIGHT,
 )
 def crime_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    """One self-contained HTML report (reports/report.html): data quality, the leakage check, metrics
-    with baselines and the Bayes limit, and every figure with a caption saying what to look for.
+    """One self-contained HTML report (reports/report.html) with a table of contents: the headline with
+    95% intervals and whether the best model's gain over the commonest type is distinguishable from
+    zero, metrics with baselines and the Bayes limit, districts, time, every figure with a caption
+    saying what to look for, a Responsible use section (where the data came from, real or generated,
+    recorded incidents not crime, the feedback-loop caveat), data quality and the leakage check.
     Images are inline and every value from the data is escaped; it opens without a network.
     """
     reads = declared_reads(context, lake)

@@ -35,7 +35,10 @@ ingest_file_job = dg.define_asset_job(
 def incoming_file_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     """Watches data_lake/raw/incoming: each new file, by content hash, becomes its own partition and run.
 
-    A file is taken once its size has stayed the same for two ticks (so half-written files wait).
+    A file is taken when two consecutive ticks (30 s apart) see the same size and modification time,
+    and it did not change while it was hashed (so a half-written file waits, even one whose writer
+    paused for a tick). A file replaced by other bytes under the same name is new content: its own
+    partition and run.
     The lake's ingestion ledger decides what is new, so the same bytes under another name, or a
     wiped DAGSTER_HOME, never ingest twice. Symlinks, unsafe names and non-CSV files are logged and
     left where they are, untouched.
@@ -55,8 +58,16 @@ def incoming_file_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
         if {k: before.get(k) for k in entry} != entry:
             context.log.info(f"{path.name}: new or still changing ({entry['size']} bytes); waiting one tick")
             return None
-        entry["key"] = before.get("key") or partition_key_for(sha256_file(path))
-        return entry["key"]
+        if before.get("key"):
+            entry["key"] = before["key"]
+            return entry["key"]
+        key = partition_key_for(sha256_file(path))
+        if fingerprint(path) != entry:  # written to while it was hashed: the hash is of part of it
+            seen[path.name] = fingerprint(path)
+            context.log.info(f"{path.name}: changed while it was read; waiting one tick")
+            return None
+        entry["key"] = key
+        return key
 
     new, notes = scan_incoming(layout, key_of=stable_key)
     for kind, note in notes:

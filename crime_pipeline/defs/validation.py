@@ -110,7 +110,7 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
     deps=["validated_incidents", "incident_quarantine"],
     group_name="validation",
     kinds={"pandas", "parquet"},
-    code_version="3",
+    code_version="4",  # 4: a case is a (city, case number)
     automation_condition=MERGE_WHEN_ANY_FILE_CHANGES,
     freshness_policy=freshness_after_pull(),
     op_tags=TABLE,
@@ -126,7 +126,8 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
             "one_record_per_case",
             asset="incidents",
             blocking=True,
-            description="No case number appears twice in the staged merged table, read back from disk.",
+            description="No case (a city's case number: each city numbers its own) appears twice in the "
+            "staged merged table, read back from disk.",
         ),
         dg.AssetCheckSpec(
             "every_file_validated",
@@ -137,7 +138,8 @@ def validate_file(context: dg.AssetExecutionContext, lake: LakeResource):
     ],
 )
 def incidents(context: dg.AssetExecutionContext, lake: LakeResource):
-    """Every validated file merged into one table, keeping the newest record of each case number.
+    """Every validated file merged into one table, keeping the newest record of each case: a city's
+    case number (each city numbers its cases on its own, so the same number in two cities is two cases).
 
     Newest is the latest updated_at / Created At; ties go to the later-ingested file. Also writes
     `reports/data_quality.json`: per file, rows read, valid, quarantined (by rule) and superseded,

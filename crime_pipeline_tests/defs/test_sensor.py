@@ -176,3 +176,81 @@ def test_runs_whose_process_is_gone_are_marked_failed_and_live_ones_kept(instanc
     for run in (runs["live"], runs["this"], elsewhere):
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
     assert logged == [f"run {runs['dead'].run_id[:8]} was left running by a killed process; marked failed"]
+
+
+def test_twenty_files_dropped_at_once_become_twenty_partitions_and_runs_each_once(ticker, lake):
+    data = API_SAMPLE.read_bytes().splitlines(keepends=True)
+    header, rows = data[0], data[1:]
+    keys = {}
+    for i in range(20):  # 20 different exports of 10 rows each
+        path = lake.incoming / f"export_{i:02}.csv"
+        path.write_bytes(header + b"".join(rows[i * 10 : i * 10 + 10]))
+        keys[path.name] = partition_key_for(sha256_file(path))
+    assert ticker.tick().run_requests == []
+    result = ticker.tick()
+    assert {r.tags[SOURCE_FILE_TAG]: r.partition_key for r in result.run_requests} == keys
+    assert {r.run_key for r in result.run_requests} == set(keys.values())
+    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == sorted(keys.values())
+    for name, key in keys.items():  # once ingested and validated, nothing is requested again
+        record_ingested(lake, key, {"file": name, "sha256": sha256_file(lake.incoming / name), "rows_read": 10})
+        record_validated(lake, key, {"valid": 10, "quarantined": 0})
+    result = ticker.tick()
+    assert result.run_requests == [] and result.dynamic_partitions_requests == []
+
+
+def test_a_file_that_grows_while_the_sensor_hashes_it_waits(ticker, lake, monkeypatch):
+    """The writer paused for a tick, then went on while the sensor read the file: the hash taken
+    covers half a file, so the sensor must not register it, and takes the whole file once stable."""
+    import crime_pipeline.defs.sensors as sensors
+
+    path = lake.incoming / "slow_writer.csv"
+    data = API_SAMPLE.read_bytes()
+    path.write_bytes(data[:5000])
+    assert ticker.tick().run_requests == []  # first sight
+
+    def hash_while_the_writer_goes_on(target):
+        digest = sha256_file(target)
+        with open(target, "ab") as fh:  # the writer resumes after the sensor has read the file
+            fh.write(data[5000:])
+        return digest
+
+    monkeypatch.setattr(sensors, "sha256_file", hash_while_the_writer_goes_on)
+    result = ticker.tick()
+    assert result.run_requests == [] and result.dynamic_partitions_requests == []
+    monkeypatch.setattr(sensors, "sha256_file", sha256_file)
+    [request] = ticker.tick().run_requests  # unchanged since the end of the last read: the whole file
+    assert (
+        request.partition_key
+        == partition_key_for(sha256_file(path))
+        == partition_key_for(__import__("hashlib").sha256(data).hexdigest())
+    )
+
+
+def test_a_file_replaced_under_the_same_name_is_a_new_partition(ticker, lake):
+    path = lake.incoming / "monthly.csv"
+    data = API_SAMPLE.read_bytes()
+    path.write_bytes(data)
+    ticker.tick()
+    [first] = ticker.tick().run_requests
+    record_ingested(lake, first.partition_key, {"file": "monthly.csv", "sha256": sha256_file(path), "rows_read": 200})
+    record_validated(lake, first.partition_key, {"valid": 194, "quarantined": 6})
+    path.write_bytes(data.replace(b"\n", b"\r\n"))  # the same records, re-exported: different bytes
+    assert ticker.tick().run_requests == []  # changed: wait one tick
+    [second] = ticker.tick().run_requests
+    assert second.partition_key == partition_key_for(sha256_file(path)) != first.partition_key
+    assert second.tags[SOURCE_FILE_TAG] == "monthly.csv"
+    assert second.run_key == second.partition_key  # a first run for new content, not a retry of the old
+
+
+def test_a_launched_runs_worker_is_told_apart_from_a_reused_pid():
+    import time
+
+    from dagster._core.storage.tags import GRPC_INFO_TAG as DAGSTERS_TAG
+
+    from crime_pipeline.runs import GRPC_INFO_TAG, worker_alive
+
+    assert GRPC_INFO_TAG == DAGSTERS_TAG
+    assert worker_alive(os.getpid(), started_by=time.time())  # this process, started before now
+    # The worker logged its start a day before this process existed: the pid was reused, the worker is gone.
+    assert not worker_alive(os.getpid(), started_by=time.time() - 86_400)
+    assert not worker_alive(int(open("/proc/sys/kernel/pid_max").read()), started_by=time.time())

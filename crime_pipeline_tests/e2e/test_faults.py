@@ -157,13 +157,22 @@ def test_stale_temporary_files_are_removed_and_live_ones_kept(pipeline, lake):
 
 
 def test_an_empty_file_does_not_stop_the_good_one_beside_it(pipeline, lake):
+    from crime_pipeline.lib.ingest.limits import MAX_COLUMNS
+
     pipeline.drop("a_empty.csv", b"")
+    wide = ",".join(["Case Number", "Incident Datetime", *(f"c{i}" for i in range(MAX_COLUMNS))])
+    pipeline.drop("a_wide.csv", f"{wide}\n{',' * (MAX_COLUMNS + 1)}\n".encode())  # over the column limit
     pipeline.drop("b_good.csv", API_SAMPLE)
     assert pipeline.run() == 1
     assert any(line.startswith("FAILED a_empty.csv") and "empty" in line for line in pipeline.output)
-    assert [e["file"] for e in ingested(lake).values()] == ["b_good.csv"]
+    assert any(
+        line.startswith("FAILED a_wide.csv") and f"over the limit of at most {MAX_COLUMNS:,}" in line
+        for line in pipeline.output
+    ), pipeline.output
+    assert [e["file"] for e in ingested(lake).values()] == ["b_good.csv"]  # neither is left `read`
     quality = json.loads(lake.report_file("data_quality.json").read_text())
     assert quality["totals"]["rows_read"] == 200
     assert pipeline.run() == 1  # named again on every run until it is fixed or removed
     (lake.incoming / "a_empty.csv").unlink()
+    (lake.incoming / "a_wide.csv").unlink()
     assert pipeline.run() == 0, pipeline.output

@@ -138,4 +138,4 @@ def test_ui_serves_the_lineage_and_materializes_the_whole_graph(dagster_dev):
         "metadataEntries { label ... on MarkdownMetadataEntry { mdStr } } } } } }"
     )["assetOrError"]["assetMaterializations"][0]["metadataEntries"]
     images = {e["label"] for e in figures if "data:image/png;base64," in (e.get("mdStr") or "")}
-    assert {"confusion_mlp", "training_curves", "hotspots_time_bands", "per_class_recall"} <= images
+    assert {"confusion_matrices", "reliability", "training_curves", "hotspots_time_bands", "per_class_recall"} <= images

@@ -41,7 +41,7 @@ def test_dg_list_defs_shows_every_asset_and_the_automation():
         k.to_user_string() for k in build_definitions("/nonexistent").resolve_asset_graph().get_all_asset_keys()
     }
     assert assets == graph_assets and {"open_data_pull", "raw_incidents", "crime_report"} <= assets
-    assert {s["name"] for s in listed["sensors"]} == {"incoming_file_sensor", "refresh_downstream"}
+    assert {s["name"] for s in listed["sensors"]} == {"incoming_file_sensor", "refresh_downstream", "dead_run_reaper"}
     assert [s["name"] for s in listed["schedules"]] == ["open_data_pull_job_schedule"]
     labels = {a["asset_key"]: (a.get("automation_condition") or {}).get("label") for a in listed["assets"]}
     assert labels["incident_features"] == "eager, once upstream blocking checks pass"

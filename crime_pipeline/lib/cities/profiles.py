@@ -20,6 +20,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crime_pipeline.lib.cities.profile_yaml import (  # noqa: F401 (the limits are part of this module's API)
+    MAX_PROFILE_BYTES,
+    MAX_PROFILE_VALUES,
+    ProfileError,
+    parse_bounded,
+    short_repr,
+)
 from crime_pipeline.lib.lake.layout import default_lake_root
 from crime_pipeline.lib.lake.storage import is_remote
 
@@ -55,10 +62,6 @@ CANONICAL_COLUMNS = (
     "census_tract",
 )
 FEATURE_SOURCES = ("latitude", "longitude", "incident_datetime")
-
-
-class ProfileError(ValueError):
-    """A city profile is missing, unreadable or invalid; the message names the file and the field."""
 
 
 class _Strict(BaseModel):
@@ -237,7 +240,7 @@ def _describe(error: dict) -> str:
     if error["type"] == "extra_forbidden":
         return f"field {field!r} is not a profile field (extra fields are forbidden)"
     value = error.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r:.80})"
+    shown = "" if isinstance(value, dict) else f" (got {short_repr(value)})"
     return f"field {field!r}: {message}{shown}"
 
 
@@ -245,11 +248,13 @@ def load_profile(path: Path) -> CityProfile:
     """One profile file, validated; ProfileError names the file, the field and the bad value."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_bounded(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: cannot read the city profile ({exc})") from exc
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    except RecursionError:  # only without libyaml, which bounds nesting itself
+        raise ProfileError(f"{path}: not valid YAML (nested too deeply)") from None
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a city profile must be a YAML mapping of fields, not {type(data).__name__}")
     try:

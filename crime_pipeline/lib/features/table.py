@@ -15,6 +15,7 @@ import pandas as pd
 from pandas.tseries.holiday import USFederalHolidayCalendar
 
 from crime_pipeline.lib.cities.profiles import CityProfile, default_profile, get_profile
+from crime_pipeline.lib.validate.unknown_time import day_unknown, time_unknown
 
 SOURCE_COLUMNS: tuple[str, ...] = ("latitude", "longitude", "incident_datetime")
 KM_PER_DEG_LAT = 111.0
@@ -40,14 +41,18 @@ FEATURE_LINEAGE: dict[str, tuple[str, ...]] = {
     "month_cos": ("incident_datetime",),
     "day_of_month": ("incident_datetime",),
     "year": ("incident_datetime",),
-    "time_defaulted_noon": ("incident_datetime",),
-    "is_first_of_month": ("incident_datetime",),
+    "time_unknown": ("incident_datetime",),
+    "day_unknown": ("incident_datetime",),
 }
 FEATURE_COLUMNS: tuple[str, ...] = tuple(FEATURE_LINEAGE)
 # What models see by default. `year` stays out: under a temporal split every test year is unseen,
 # so a model could only extrapolate it. `grid_cell` is an id, kept for maps and analysis.
 MODEL_FEATURES: tuple[str, ...] = tuple(c for c in FEATURE_COLUMNS if c not in ("year", "grid_cell"))
 ID_COLUMNS: tuple[str, ...] = ("case_number", "incident_datetime")
+# An hour, weekday or day of month the export did not know (lib/validate/unknown_time.py): the
+# integer feature says so with -1, its cyclic pair sits at the circle's centre (0, 0), and the
+# flags `is_weekend` / `is_holiday` are 0; `time_unknown` / `day_unknown` tell the model why.
+UNKNOWN = -1
 
 
 def label_map(profile: CityProfile | None = None) -> dict[str, int]:
@@ -55,9 +60,11 @@ def label_map(profile: CityProfile | None = None) -> dict[str, int]:
     return {name: i for i, name in enumerate((profile or default_profile()).class_names)}
 
 
-def _cyclic(values: pd.Series, period: int) -> tuple[np.ndarray, np.ndarray]:
+def _cyclic(values: pd.Series, period: int, unknown: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """sin and cos of the value's angle; (0, 0), the circle's centre, where it is unknown."""
     angle = 2 * np.pi * values.to_numpy(dtype=float) / period
-    return np.sin(angle), np.cos(angle)
+    known = 1.0 if unknown is None else (~unknown).astype(float)
+    return np.sin(angle) * known, np.cos(angle) * known
 
 
 def time_place_features(
@@ -80,20 +87,22 @@ def time_place_features(
     out["grid_cell"] = (
         np.floor((lat - origin_lat) / GRID_SIZE_DEG) * 100 + np.floor((lon - origin_lon) / GRID_SIZE_DEG)
     ).astype(int)
-    out["hour"] = when.dt.hour.astype(int)
-    out["hour_sin"], out["hour_cos"] = _cyclic(out["hour"], 24)
-    out["weekday"] = when.dt.day_of_week.astype(int)
-    out["weekday_sin"], out["weekday_cos"] = _cyclic(out["weekday"], 7)
+    frame = pd.DataFrame({"incident_datetime": when})
+    no_time, no_day = time_unknown(frame).to_numpy(), day_unknown(frame).to_numpy()
+    out["hour"] = np.where(no_time, UNKNOWN, when.dt.hour).astype(int)
+    out["hour_sin"], out["hour_cos"] = _cyclic(out["hour"], 24, no_time)
+    out["weekday"] = np.where(no_day, UNKNOWN, when.dt.day_of_week).astype(int)
+    out["weekday_sin"], out["weekday_cos"] = _cyclic(out["weekday"], 7, no_day)
     out["is_weekend"] = (out["weekday"] >= 5).astype(int)
     days = when.dt.normalize()
     holidays = USFederalHolidayCalendar().holidays(days.min(), days.max()) if len(days) else []
-    out["is_holiday"] = days.isin(holidays).astype(int)
+    out["is_holiday"] = (days.isin(holidays).to_numpy() & ~no_day).astype(int)
     out["month"] = when.dt.month.astype(int)
     out["month_sin"], out["month_cos"] = _cyclic(out["month"] - 1, 12)
-    out["day_of_month"] = when.dt.day.astype(int)
+    out["day_of_month"] = np.where(no_day, UNKNOWN, when.dt.day).astype(int)
     out["year"] = when.dt.year.astype(int)
-    out["time_defaulted_noon"] = ((when.dt.hour == 12) & (when.dt.minute == 0) & (when.dt.second == 0)).astype(int)
-    out["is_first_of_month"] = (when.dt.day == 1).astype(int)
+    out["time_unknown"] = no_time.astype(int)
+    out["day_unknown"] = no_day.astype(int)
     return out[list(FEATURE_COLUMNS)]
 
 

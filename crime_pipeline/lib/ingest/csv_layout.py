@@ -14,10 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crime_pipeline.lib.cities.columns import canonical_names, missing_required, normalise_header
-from crime_pipeline.lib.cities.profiles import DEFAULT_CITY, CityProfile, city_from_filename, profiles
+from crime_pipeline.lib.cities.profiles import (
+    CANONICAL_COLUMNS,
+    DEFAULT_CITY,
+    CityProfile,
+    city_from_filename,
+    profiles,
+)
+from crime_pipeline.lib.ingest import limits
 
 DELIMITERS = (",", ";", "\t", "|")
-_HEAD_BYTES = 1 << 20
+_SNIFF_BYTES = 65536  # NUL bytes here mean a binary file; line_scan.py finds one anywhere else
 
 
 class UnreadableFileError(ValueError):
@@ -53,14 +60,35 @@ class CsvLayout:
     city: str = DEFAULT_CITY  # the key of the city profile the header matched
 
 
+def layout_names(profile: CityProfile) -> set[str]:
+    """Normalised header names typical of a city's exports: its signature and its alias spellings."""
+    return set(profile.signature) | {s for spelled in profile.header_aliases.values() for s in spelled}
+
+
 def choose_profile(name: str, header: list[str], known: dict[str, CityProfile]) -> tuple[CityProfile, list[str]]:
     """The city profile a file belongs to, and its canonical column names; UnreadableFileError if none fits.
 
-    A `<city>__` file-name prefix naming a known city decides. Otherwise every profile whose
-    required columns the header has is a candidate, and the one with most of its signature and
-    alias spellings present wins; a tie needs the prefix. With no candidate, the error names the
-    closest profile (fewest columns missing) and what it misses.
+    A city is *contradicted* by a header with none of its layout names (`layout_names`) but some
+    other city's own names (layout names that are neither canonical nor the first city's): a Buffalo
+    export without its label column has Chicago's required columns, yet it is not Chicago's.
+    A `<city>__` file-name prefix naming a known city decides, unless the header lacks that city's
+    required columns or contradicts it. Otherwise the candidates are the cities whose required columns
+    the header has and which it does not contradict; the one with most of its layout names present
+    wins, and a tie needs the prefix. With no candidate, the caller's error names the closest profile
+    (fewest required columns missing, then most layout names) and what it misses.
     """
+    norm = {normalise_header(h) for h in header}
+    own = {key: norm & layout_names(p) for key, p in known.items()}
+    canonical = set(CANONICAL_COLUMNS)
+
+    def contradicted_by(key: str) -> tuple[str, list[str]] | None:
+        """The other city whose own names the header has while it has none of `key`'s, and those names."""
+        if own[key]:
+            return None
+        foreign = {k: sorted(own[k] - canonical - layout_names(known[key])) for k in known if k != key}
+        best = max(sorted(foreign), key=lambda k: len(foreign[k]), default=None)
+        return (best, foreign[best]) if best is not None and foreign[best] else None
+
     named = city_from_filename(name)
     if named in known:
         columns = canonical_names(header, known[named])
@@ -71,23 +99,32 @@ def choose_profile(name: str, header: list[str], known: dict[str, CityProfile]) 
                 f"that city: missing required column(s) {', '.join(missing)} "
                 f"({known[named].source})"
             )
+        other = contradicted_by(named)
+        if other:
+            shown = ", ".join(other[1][:6]) + (", ..." if len(other[1]) > 6 else "")
+            raise UnreadableFileError(
+                f"{name}: the file-name prefix names city {named!r} but the header has none of its export's "
+                f"column names and {len(other[1])} of {other[0]}'s ({shown}); rename the file with the right "
+                "prefix, or none"
+            )
         return known[named], columns
-    norm = {normalise_header(h) for h in header}
-    fits = []
+    fits = []  # (contradicted, required columns missing, -layout names present, key, columns)
     for key, profile in sorted(known.items(), key=lambda kv: (kv[0] != DEFAULT_CITY, kv[0])):
         columns = canonical_names(header, profile)
-        spellings = {s for spelled in profile.header_aliases.values() for s in spelled}
-        score = len(norm & (set(profile.signature) | spellings | set(profile.header_aliases)))
-        fits.append((len(missing_required(columns, profile)), -score, key, columns))
-    fits.sort(key=lambda f: f[:2])  # stable: the default city first among equals
+        fits.append(
+            (contradicted_by(key) is not None, len(missing_required(columns, profile)), -len(own[key]), key, columns)
+        )
+    fits.sort(key=lambda f: f[:3])  # stable: the default city first among equals
     best = fits[0]
-    if best[0] == 0 and len(fits) > 1 and fits[1][:2] == best[:2]:
-        tied = [f[2] for f in fits if f[:2] == best[:2]]
+    if best[:2] == (False, 0) and len(fits) > 1 and fits[1][:3] == best[:3]:
+        tied = [f[3] for f in fits if f[:3] == best[:3]]
         raise UnreadableFileError(
             f"{name}: the header fits the city profiles {', '.join(tied)} equally well; "
             f"name the city with a file-name prefix, e.g. {tied[-1]}{'__'}{name}"
         )
-    return known[best[2]], best[3]
+    if best[:2] != (False, 0):  # no candidate: the closest uncontradicted profile, by what it misses
+        best = min([f for f in fits if not f[0]] or fits, key=lambda f: f[1:3])
+    return known[best[3]], best[4]
 
 
 def inspect_csv(path: str | Path, name: str | None = None, cities: dict[str, CityProfile] | None = None) -> CsvLayout:
@@ -96,20 +133,29 @@ def inspect_csv(path: str | Path, name: str | None = None, cities: dict[str, Cit
     path = Path(path)
     name = name or path.name
     cities = cities or profiles()  # a bad profile raises ProfileError naming its file, not this one
+    # The header line and its line end, at most: a longer first line is refused, never cut.
+    head_bytes = max(limits.MAX_HEADER_BYTES + 2, _SNIFF_BYTES)
     with open(path, "rb") as fh:
-        head = fh.read(_HEAD_BYTES + 3)
-    skip = 3 if head.startswith(b"\xef\xbb\xbf") else 0
-    head = head[skip:]
-    whole = len(head) <= _HEAD_BYTES
+        skip = 3 if fh.read(3) == b"\xef\xbb\xbf" else 0
+        fh.seek(skip)
+        head = fh.read(head_bytes + 1)
+    whole = len(head) <= head_bytes
     if not head or (whole and head.isspace()):
         raise UnreadableFileError(f"{name}: the file is empty")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UnreadableFileError(f"{name}: UTF-16 encoded; the file must be UTF-8 encoded")
-    if b"\x00" in head[:65536]:
+    if b"\x00" in head[:_SNIFF_BYTES]:
         raise UnreadableFileError(f"{name}: binary content (NUL bytes), not a CSV text file")
     # Lines end with LF (or CRLF), or in an old Mac file with CR alone: the first line end decides.
     cr, lf = head.find(b"\r"), head.find(b"\n")
     newline = "\r" if cr >= 0 and (lf < 0 or cr < lf - 1) else "\n"
+    header_end = head.find(newline.encode())
+    header_end = len(head) if header_end < 0 else header_end
+    if len(head[:header_end].rstrip(b"\r")) > limits.MAX_HEADER_BYTES:
+        raise UnreadableFileError(
+            f"{name}: its first line (the header) is longer than the limit of {limits.MAX_HEADER_BYTES:,} bytes, "
+            "so it is not read (a real export's header is under 1 KB)"
+        )
     try:
         text = codecs.getincrementaldecoder("utf-8")().decode(head, final=whole)
     except UnicodeDecodeError as exc:
@@ -119,6 +165,11 @@ def inspect_csv(path: str | Path, name: str | None = None, cities: dict[str, Cit
     first_line = text[: first_newline if first_newline >= 0 else len(text)].rstrip("\r")
     delimiter = max(DELIMITERS, key=first_line.count)  # exports saved by spreadsheets use ; or tabs
     header_line = next(csv.reader([first_line], delimiter=delimiter), [])
+    if len(header_line) > limits.MAX_COLUMNS:
+        raise UnreadableFileError(
+            f"{name}: its header has {len(header_line):,} columns, over the limit of at most "
+            f"{limits.MAX_COLUMNS:,} (a real export has 6 to 31)"
+        )
     profile, columns = choose_profile(name, header_line, cities)
     missing = missing_required(columns, profile)
     if missing:

@@ -1,8 +1,9 @@
 """Where each record of a CSV file starts: a quote-aware scan of its physical lines, block by block.
 
 The reader (raw_csv.py) numbers every record by the physical line it starts on (1 = header),
-correct even when quoted values span several lines. The fast scan counts quotes with numpy and
-checks UTF-8 on the way; the slow one asks the csv module, for files whose quoting fools the fast one.
+correct even when quoted values span several lines. The fast scan counts quotes with numpy, checks
+UTF-8 and looks for NUL bytes on the way, and measures the longest record (limits.py bounds it);
+the slow one asks the csv module, for files whose quoting fools the fast one.
 """
 
 from __future__ import annotations
@@ -12,14 +13,24 @@ import csv
 import io
 from array import array
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
+from crime_pipeline.lib.ingest.limits import csv_field_limit
 
-def record_start_lines(stream: BinaryIO, newline: int = 10, block: int = 1 << 24) -> tuple[np.ndarray, int]:
-    """Physical 1-based line number where each non-empty CSV record starts (quote-aware), and the
-    number of quote characters in the file, read in blocks (memory: one block, plus 8 bytes a record).
+
+class LineScan(NamedTuple):
+    starts: np.ndarray  # the physical 1-based line where each non-empty record starts
+    quotes: int  # quote characters in the file
+    longest: int  # bytes of the longest record (its line end excluded)
+    longest_line: int  # the line where that record starts (0 when there is none)
+
+
+def record_start_lines(stream: BinaryIO, newline: int = 10, block: int = 1 << 24) -> LineScan:
+    """Where each non-empty CSV record starts (quote-aware), the file's quote count and its longest
+    record, read in blocks (memory: one block, plus 8 bytes a record). NotUtf8 or NulByte, with the
+    byte offset and line, for a byte that is not UTF-8 text.
 
     `newline` is the byte that ends a line: LF (also for CRLF), or CR in an old Mac file. A newline
     ends a record only outside quotes: an even number of quote chars precede it.
@@ -27,21 +38,24 @@ def record_start_lines(stream: BinaryIO, newline: int = 10, block: int = 1 << 24
     out: list[np.ndarray] = []
     quotes = newlines_before = offset = 0
     prev_end, next_line, last_byte = -1, 1, -1  # the last record boundary and the line after it
+    longest = [0, 0]  # bytes, start line
     decoder = codecs.getincrementaldecoder("utf-8")()
     while data := stream.read(block):
         buf = np.frombuffer(data, dtype=np.uint8)
         newlines = np.flatnonzero(buf == newline)
-        _check_utf8(
-            decoder,
-            data,
-            offset,  # the line of a bad byte, found at once (this block's newlines)
-            lambda at, before=newlines_before, ends=newlines: before + int(np.searchsorted(ends, at)) + 1,
-        )
+
+        def line_of(at, before=newlines_before, ends=newlines):  # a byte's line, from this block's newlines
+            return before + int(np.searchsorted(ends, at)) + 1
+
+        _check_utf8(decoder, data, offset, line_of)
+        nul = np.flatnonzero(buf == 0)
+        if len(nul):  # after the first bytes (csv_layout.py refuses those as binary): text in name only
+            raise NulByte(offset + int(nul[0]), line_of(int(nul[0])))
         quote_at = np.flatnonzero(buf == 34)
         local = newlines[((quotes + np.searchsorted(quote_at, newlines)) % 2) == 0]
         boundary = local + offset
         if len(local):
-            _emit(out, buf, offset, boundary, local, newlines, prev_end, next_line, newlines_before, last_byte)
+            _emit(out, longest, buf, offset, boundary, local, newlines, prev_end, next_line, newlines_before, last_byte)
             prev_end = int(boundary[-1])
             next_line = newlines_before + int(np.searchsorted(newlines, local[-1], "right")) + 1
         quotes += len(quote_at)
@@ -51,13 +65,20 @@ def record_start_lines(stream: BinaryIO, newline: int = 10, block: int = 1 << 24
     length = offset - (prev_end + 1)  # the last record, when the file does not end with a newline
     if length > 0 and not (length == 1 and last_byte == 13):
         out.append(np.array([next_line]))
-    return (np.concatenate(out) if out else np.zeros(0, dtype=np.int64)).astype(np.int64), quotes
+        if length > longest[0]:
+            longest[:] = [length, next_line]
+    starts = (np.concatenate(out) if out else np.zeros(0, dtype=np.int64)).astype(np.int64)
+    return LineScan(starts, quotes, longest[0], longest[1])
 
 
 class NotUtf8(Exception):
     def __init__(self, offset: int, line: int):
         super().__init__(offset, line)
         self.offset, self.line = offset, line
+
+
+class NulByte(NotUtf8):
+    """A NUL byte: valid UTF-8, but no text file holds one."""
 
 
 def _check_utf8(decoder, data: bytes, offset: int, line_of, final: bool = False) -> None:
@@ -70,20 +91,27 @@ def _check_utf8(decoder, data: bytes, offset: int, line_of, final: bool = False)
         raise NotUtf8(at, line_of(max(at - offset, 0))) from exc
 
 
-def _emit(out, buf, offset, boundary, local, newlines, prev_end, next_line, newlines_before, last_byte) -> None:
-    """Append the start lines of the non-empty records that end at this block's `boundary` newlines."""
+def _emit(
+    out, longest, buf, offset, boundary, local, newlines, prev_end, next_line, newlines_before, last_byte
+) -> None:
+    """Append the start lines of the non-empty records that end at this block's `boundary` newlines,
+    and raise `longest` ([bytes, line]) to the longest of them."""
     starts = np.concatenate(([prev_end + 1], boundary[:-1] + 1))
     length = boundary - starts
     lines = np.concatenate(([next_line], newlines_before + np.searchsorted(newlines, local[:-1], "right") + 1))
     first_byte = np.where(starts >= offset, buf[np.clip(starts - offset, 0, len(buf) - 1)], last_byte)
     keep = (length > 0) & ~((length == 1) & (first_byte == 13))  # not the CR of an empty CRLF line
     out.append(lines[keep])
+    if keep.any():
+        at = int(np.argmax(np.where(keep, length, -1)))
+        if length[at] > longest[0]:
+            longest[:] = [int(length[at]), int(lines[at])]
 
 
 def record_start_lines_slow(path: Path, skip: int) -> np.ndarray:
     """Fallback for odd quoting: the csv module's own notion of where each record starts."""
     lines, previous = array("q"), 0
-    with open(path, "rb") as raw:
+    with open(path, "rb") as raw, csv_field_limit():
         raw.seek(skip)
         reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
         for record in reader:
@@ -96,7 +124,7 @@ def record_start_lines_slow(path: Path, skip: int) -> np.ndarray:
 def unclosed_quote_line(path: Path, skip: int, delimiter: str) -> int | None:
     """The line where the record starts whose quoted value runs to the end of the file, if any."""
     previous = 0
-    with open(path, "rb") as raw:
+    with open(path, "rb") as raw, csv_field_limit():  # over it: None, and the record limit refuses the file
         raw.seek(skip)
         reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""), delimiter=delimiter, strict=True)
         try:

@@ -12,6 +12,11 @@ in total, pages, time per request and for the whole pull; a page that repeats an
 server ignores `$offset`) stops paging. Redirects are followed only within the configured origin
 (scheme, host and port): a redirect elsewhere is refused rather than followed without the token, so
 rows never silently come from a host nobody configured and the token never reaches it.
+
+The watermark is the server's word too: every row's `:updated_at` must be a strict SODA timestamp
+(`YYYY-MM-DDTHH:MM:SS[.fff]Z`) not in the future (watermark.py), or the pull stops naming
+the value, so a malformed or far-future value never becomes the next pull's `$where` (a query
+injection, or every later pull silently empty). The stored watermark is checked the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from crime_pipeline.lib.cities.profiles import get_profile
+from crime_pipeline.lib.ingest.watermark import instant, soql_string, timestamp_problem
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -134,7 +140,7 @@ def _page_url(settings: SodaSettings, since: str | None, offset: int) -> str:
         "$select": ":*, *",
     }
     if since:
-        params["$where"] = f":updated_at > '{since}'"
+        params["$where"] = f":updated_at > {soql_string(since)}"
     return f"{settings.base_url.rstrip('/')}/resource/{settings.dataset_id}.json?{urllib.parse.urlencode(params)}"
 
 
@@ -303,6 +309,11 @@ def fetch_updated_since(
 ) -> list[dict]:
     """Every row updated after `since` (all rows when None), page by page, in update order.
     `on_page(offset, rows)` is told of every page received."""
+    if since is not None and (problem := timestamp_problem(since)):
+        raise SodaError(
+            f"the stored watermark is {problem}: refused; fix or remove last_updated_at in the pull's state "
+            "(open_data_pull.json) to pull from a known time or from the start"
+        )
     pull = _Pull(settings, log, sleep)
     rows: list[dict] = []
     seen: dict[str, int] = {}  # page digest -> offset, to catch a server that ignores $offset
@@ -316,6 +327,13 @@ def fetch_updated_since(
             raise pull.error(url, f"page at offset {offset} is not JSON ({body[:80]!r}...)") from exc
         if not isinstance(page, list) or not all(isinstance(r, dict) for r in page):
             raise pull.error(url, f"page at offset {offset} is not a list of rows")
+        for i, row in enumerate(page):
+            if ":updated_at" in row and (problem := timestamp_problem(row[":updated_at"])):
+                raise pull.error(
+                    url,
+                    f"row {offset + i + 1} has :updated_at {problem}; refused so it never becomes the next "
+                    "pull's watermark",
+                )
         log(f"fetched {len(page)} rows at offset {offset}")
         if on_page:
             on_page(offset, len(page))
@@ -352,6 +370,6 @@ def rows_to_csv(rows: list[dict]) -> str:
 
 
 def newest_update(rows: list[dict], previous: str | None) -> str | None:
-    """The new watermark: the latest `:updated_at` seen (ISO strings compare in time order)."""
+    """The new watermark: the latest `:updated_at` seen (each checked by fetch_updated_since), by instant."""
     stamps = [r[":updated_at"] for r in rows if r.get(":updated_at")]
-    return max([*stamps, *([previous] if previous else [])], default=None)
+    return max([*stamps, *([previous] if previous else [])], key=instant, default=None)

@@ -24,9 +24,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from crime_pipeline.lib.cities.profiles import DEFAULT_CITY, CityProfile, profiles
+from crime_pipeline.lib.ingest import limits
 from crime_pipeline.lib.ingest.csv_layout import UnreadableFileError, inspect_csv, undecodable, unreadable
 from crime_pipeline.lib.ingest.line_scan import (
     NotUtf8,
+    NulByte,
     record_start_lines,
     record_start_lines_slow,
     unclosed_quote_line,
@@ -103,16 +105,27 @@ class RawCsv:
         try:
             with open(path, "rb") as fh:
                 fh.seek(skip)
-                self.starts, quotes = record_start_lines(fh, ord(self.layout.newline))
+                scan = record_start_lines(fh, ord(self.layout.newline))
+        except NulByte as exc:
+            raise UnreadableFileError(
+                f"{name}: binary content (a NUL byte) at byte offset {exc.offset} (line {exc.line}), "
+                "not a CSV text file"
+            ) from exc
         except NotUtf8 as exc:
             raise UnreadableFileError(undecodable(name, exc.offset, exc.line)) from exc
-        if quotes % 2:  # an odd count is the cheap sign of a quote that may never close
+        self.starts, self.longest_record = scan.starts, scan.longest
+        if scan.quotes % 2:  # an odd count is the cheap sign of a quote that may never close
             line = unclosed_quote_line(path, skip, self.layout.delimiter)
             if line:
                 raise UnreadableFileError(
                     f"{name}: a quoted value opened in the record on line {line} is never closed, "
                     "so the rest of the file would read as one value"
                 )
+        if scan.longest > limits.MAX_RECORD_BYTES:
+            raise UnreadableFileError(
+                f"{name}: the record on line {scan.longest_line} is {scan.longest:,} bytes long, over the limit "
+                f"of {limits.MAX_RECORD_BYTES:,} bytes for one record (a real export's are under 2 KB)"
+            )
         if slow_line_map:
             self.starts = record_start_lines_slow(path, skip)
 
@@ -167,7 +180,8 @@ class RawCsv:
                     use_threads=False,
                     column_names=layout.columns,
                     skip_rows=1,
-                    block_size=max(self.block_bytes, 2 * layout.header_bytes),
+                    # a block must hold a whole record (the longest is bounded by limits.MAX_RECORD_BYTES)
+                    block_size=max(self.block_bytes, 2 * layout.header_bytes, 2 * self.longest_record + 2),
                 ),
                 parse_options=pacsv.ParseOptions(
                     delimiter=layout.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid

@@ -109,7 +109,10 @@ def ingest_file(
             )
         except ValueError as exc:  # UnreadableFileError, or a city profile that does not load (ProfileError)
             raise StageError(str(exc)) from exc
-        counted = records_counted()
+        try:
+            counted = records_counted()
+        except RuntimeError as exc:  # the csv module could not read what pyarrow did: the file is suspect
+            raise StageError(str(exc)) from exc
     fault_point("ingest:after_raw")
     generator = reads.json(layout.generated_manifest, {"files": {}})["files"].get(key, {})
     entry = record_ingested(

@@ -6,14 +6,20 @@ without touching a live writer's file.
 
 On an object store (an s3:// lake, storage.py) the same functions write the bytes under a new
 version key and publish by a pointer PUT; `publish` and `reject` move pointers, not data.
+
+A write that fails (disk full, read-only file system, ...) raises `WriteError`, an OSError that
+names the file: `could not write <path>: <the OS's reason>`. A published file gets the mode `open()`
+would give it (0o666 less the umask: 0644 under the usual umask 022), so reports can be served.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +29,43 @@ from crime_pipeline.lib.lake import storage
 from crime_pipeline.lib.lake.faults import fault_point
 
 _TEMP_NAME = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
+# Errors of the code filling a temporary file that are about writing it (others, e.g. a missing
+# input read inside the block, are about another file and pass through unchanged).
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO, errno.EACCES, errno.EPERM}
+
+
+class WriteError(OSError):
+    """A lake file could not be written; the message names it (`could not write <path>: <reason>`)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+@contextlib.contextmanager
+def _naming(target, filling: Path | None = None) -> Iterator[None]:
+    """Re-raise an OSError as a WriteError naming `target`; while `filling` (the temporary file) is
+    being written by the caller, only errors about writing it."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as exc:
+        if filling is not None and exc.errno not in _WRITE_ERRNOS and exc.filename != str(filling):
+            raise
+        raise WriteError(exc.errno, f"could not write {target}: {exc.strerror or exc}") from exc
+
+
+def _new_temp(target: Path) -> Path:
+    """An empty temporary file beside `target`, created as `open()` would (mode 0o666 less the umask;
+    mkstemp's 0600 would make every published file private)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = target.with_name(f".{target.name}.pid{os.getpid()}.{secrets.token_hex(6)}.tmp")
+        try:
+            os.close(os.open(tmp, flags, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 @contextlib.contextmanager
@@ -34,16 +77,17 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         with _remote_atomic_path(target) as tmp:
             yield tmp
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.pid{os.getpid()}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    with _naming(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = _new_temp(target)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
-        fault_point(f"write:{target.name}")  # the crash tests stop here: temp file written, not renamed
-        os.replace(tmp_path, target)
+        with _naming(target, filling=tmp_path):
+            yield tmp_path
+        with _naming(target):
+            with open(tmp_path, "rb") as fh:
+                os.fsync(fh.fileno())
+            fault_point(f"write:{target.name}")  # the crash tests stop here: temp file written, not renamed
+            os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -55,8 +99,10 @@ def _remote_atomic_path(target) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        _publish_version(target, lambda: storage.upload_version(target, local_file=str(tmp_path)))
+        with _naming(target, filling=tmp_path):
+            yield tmp_path
+        with _naming(target):
+            _publish_version(target, lambda: storage.upload_version(target, local_file=str(tmp_path)))
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -75,7 +121,8 @@ def _publish_version(target, upload) -> None:
 def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
     target = storage.lake_path(target)
     if storage.is_remote(target):  # no temporary file: the bytes go straight into a new version
-        _publish_version(target, lambda: storage.upload_version(target, data=data))
+        with _naming(target):
+            _publish_version(target, lambda: storage.upload_version(target, data=data))
         return target
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
@@ -105,11 +152,12 @@ def publish(target: str | os.PathLike) -> Path:
     """Make the staged version of `target` the one readers see (an atomic rename; on an object
     store, one PUT of the target's pointer naming the staged version)."""
     target = storage.lake_path(target)
-    fault_point(f"publish:{target.name}")
-    if storage.is_remote(target):
-        storage.move_pointer(staged_path(target), target)
-    else:
-        os.replace(staged_path(target), target)
+    with _naming(target):
+        fault_point(f"publish:{target.name}")
+        if storage.is_remote(target):
+            storage.move_pointer(staged_path(target), target)
+        else:
+            os.replace(staged_path(target), target)
     return target
 
 

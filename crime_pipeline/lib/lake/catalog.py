@@ -38,9 +38,19 @@ The datasets (name, pattern, publisher; `summary_lines()` prints this and the te
     test_predictions         lake/test_predictions.parquet                     model_evaluation
     figure                   reports/{figure}.png                              figures
     figure_captions          reports/captions.json                             figures
+    hotspot_cells            reports/hotspot_cells.geojson                     figures
     seed_reproduction        reports/seed_reproduction.json                    seed_reproduction
     crime_report             reports/report.html                               crime_report
     report_summary           reports/summary.json                              crime_report
+    forecast_events_xyt      raw/events/{xyt}                                  external
+    forecast_setup           forecast/setup.json                               forecast_counts
+    forecast_events          forecast/events.parquet                           forecast_counts
+    forecast_counts          forecast/counts.parquet                           forecast_counts
+    hotspot_forecast         forecast/weeks/{week}.parquet                     hotspot_forecast
+    forecast_scores          forecast/backtest_scores.parquet                  forecast_backtest
+    forecast_backtest        forecast/backtest.json                            forecast_backtest
+    forecast_figure          forecast/{figure}.png                             forecast_backtest
+    forecast_flagged_cells   forecast/flagged_cells.geojson                    forecast_backtest
 """
 
 from __future__ import annotations
@@ -276,6 +286,13 @@ DATASETS: tuple[Dataset, ...] = (
         "figure_captions", "reports/captions.json", "json", "figures", "each figure's caption, computed from its data"
     ),
     Dataset(
+        "hotspot_cells",
+        "reports/hotspot_cells.geojson",
+        "json",
+        "figures",
+        "the hotspot maps' hexagonal cells as GeoJSON polygons, with incidents per cell and per type",
+    ),
+    Dataset(
         "seed_reproduction",
         "reports/seed_reproduction.json",
         "json",
@@ -289,6 +306,64 @@ DATASETS: tuple[Dataset, ...] = (
         "json",
         "crime_report",
         "the report's headline figures (what `crime-pipeline run` prints)",
+    ),
+    # forecast: where and when next (lib/forecast/, defs/forecasts.py)
+    Dataset(
+        "forecast_events_xyt",
+        "raw/events/{xyt}",
+        "csv",
+        EXTERNAL,
+        "one-class event files (X longitude, Y latitude, T days into the year) the forecast group may count",
+    ),
+    Dataset(
+        "forecast_setup",
+        "forecast/setup.json",
+        "json",
+        "forecast_counts",
+        "the forecast group's settings, grid, event range and test window",
+    ),
+    Dataset(
+        "forecast_events",
+        "forecast/events.parquet",
+        "parquet",
+        "forecast_counts",
+        "the events counted: time, lat, lon, time_known, label",
+    ),
+    Dataset(
+        "forecast_counts",
+        "forecast/counts.parquet",
+        "parquet",
+        "forecast_counts",
+        "events per grid cell per period (non-zero cells only)",
+    ),
+    Dataset(
+        "hotspot_forecast",
+        "forecast/weeks/{week}.parquet",
+        "parquet",
+        "hotspot_forecast",
+        "the forecast issued at a week's start: every method's expected count, rank and flags per cell",
+    ),
+    Dataset(
+        "forecast_scores",
+        "forecast/backtest_scores.parquet",
+        "parquet",
+        "forecast_backtest",
+        "each test week's hit rate, PAI, PEI and deviance per method and area share",
+    ),
+    Dataset(
+        "forecast_backtest",
+        "forecast/backtest.json",
+        "json",
+        "forecast_backtest",
+        "the backtest's summary per method and area share, with bootstrap intervals",
+    ),
+    Dataset("forecast_figure", "forecast/{figure}.png", "png", "forecast_backtest", "one figure of the forecasts"),
+    Dataset(
+        "forecast_flagged_cells",
+        "forecast/flagged_cells.geojson",
+        "json",
+        "forecast_backtest",
+        "the latest forecast's flagged cells as GeoJSON polygons",
     ),
 )
 BY_NAME: dict[str, Dataset] = {d.name: d for d in DATASETS}

@@ -19,14 +19,35 @@ from typing import Any
 
 from crime_pipeline.lib.lake import storage
 from crime_pipeline.lib.lake.atomic import write_bytes
+from crime_pipeline.lib.lake.errors import StageError
 
 UPDATE_ATTEMPTS = 60
+MAX_DOCUMENT_BYTES = 256 * 2**20  # the ledger grows by about 1 KB a file
+
+
+def _parse(path, read: Callable[[], bytes]) -> dict:
+    """A lake document's JSON, its size checked before parsing; StageError in one sentence otherwise."""
+    size = None if storage.is_remote(path) else Path(path).stat().st_size
+    raw = read() if size is None or size <= MAX_DOCUMENT_BYTES else b""
+    size = len(raw) if size is None else size
+    problem = None
+    if size > MAX_DOCUMENT_BYTES:
+        problem = f"is {size:,} bytes, over the {MAX_DOCUMENT_BYTES:,}-byte limit for a lake document"
+    else:
+        try:
+            return json.loads(raw)
+        except RecursionError:
+            problem = "nests arrays or objects too deeply to be a lake document"
+        except ValueError as exc:
+            detail = f"{exc.msg} at line {exc.lineno}, column {exc.colno}" if hasattr(exc, "msg") else str(exc)
+            problem = f"is not valid JSON ({detail})"
+    raise StageError(f"{path} {problem}; restore it from a backup or move it aside")
 
 
 def read_json(path: Path, default: dict) -> dict:
     if not storage.exists(path):
         return default
-    return json.loads(storage.read_bytes(path))
+    return _parse(path, lambda: storage.read_bytes(path))
 
 
 # -- read-modify-write of a small JSON document by several writers -------------------------------
@@ -62,7 +83,7 @@ def update_json(path, update: Callable[[dict], dict], default: dict) -> dict:
     concurrent writer's update: an fcntl lock locally, a conditional PUT retried on conflict on S3."""
     if not storage.is_remote(path):
         with _locked(path):
-            current = json.loads(path.read_text()) if path.exists() else copy.deepcopy(default)
+            current = _parse(path, path.read_bytes) if path.exists() else copy.deepcopy(default)
             new = update(current)
             write_bytes(path, _dumps(new))
             return new
@@ -79,7 +100,7 @@ def update_json(path, update: Callable[[dict], dict], default: dict) -> dict:
             continue  # changed between the HEAD and the GET: read again
         if raw is not None and (version := storage._pointed(path, raw)) is not None:
             raw = fs.cat_file(version.path)
-        new = update(json.loads(raw) if raw is not None else copy.deepcopy(default))
+        new = update(_parse(path, lambda data=raw: data) if raw is not None else copy.deepcopy(default))
         try:
             if etag is None:
                 fs.pipe_file(key, _dumps(new), mode="create")

@@ -7,14 +7,14 @@ data version, the weights file's SHA-256). Nothing is pickled:
 - mlp, mlp_weighted (PyTorch): a state_dict, loaded with torch.load(weights_only=True); the fitted
   input encoder (cell vocabularies, scaling) and temperature are plain JSON under "mlp" in the metadata.
 Weights files carry their hash in their name and the JSON is replaced last, so a crash mid-save
-leaves the previous model whole.
+leaves the previous model whole. The JSON is sealed by its own hash and read with bounded work
+(metadata.py); neither file is read through a symbolic link.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,17 @@ from sklearn.linear_model import LogisticRegression
 
 from crime_pipeline.lib.lake import storage
 from crime_pipeline.lib.lake.atomic import write_bytes, write_json
+from crime_pipeline.lib.models.metadata import (
+    MAX_METADATA_BYTES,
+    MAX_WEIGHTS_BYTES,
+    MetadataError,
+    check_sizes,
+    mlp_parameters,
+    parse_metadata,
+    read_bounded,
+    seal_metadata,
+    shown,
+)
 from crime_pipeline.lib.models.mlp.network import CrimeMLP
 from crime_pipeline.lib.models.mlp.train import predict_proba as mlp_predict_proba
 
@@ -63,7 +74,8 @@ def save_model(folder: Path, kind: str, model, metadata: dict, name: str | None 
     weights = folder / f"{name}-{digest[:12]}.{_SUFFIX[kind]}"
     write_bytes(weights, data)
     meta_path = write_json(
-        folder / f"{name}.json", {**metadata, "kind": kind, "weights_file": weights.name, "weights_sha256": digest}
+        folder / f"{name}.json",
+        seal_metadata({**metadata, "kind": kind, "weights_file": weights.name, "weights_sha256": digest}),
     )
     for old in storage.glob(folder, f"{name}-*.{_SUFFIX[kind]}"):
         if old.name != weights.name:
@@ -97,19 +109,12 @@ def _read_metadata(meta_path: Path, kind: str) -> dict:
     def bad(problem: str) -> ArtifactError:
         return ArtifactError(f"{meta_path} {problem}; retrain with the {kind}_model asset or restore the file")
 
-    if not storage.is_file(meta_path):
-        raise bad("is not a regular file")
     try:
-        meta = json.loads(storage.read_bytes(meta_path).decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise bad(f"is not UTF-8 text (byte {exc.start})") from exc
-    except json.JSONDecodeError as exc:
-        raise bad(f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+        meta = parse_metadata(read_bounded(meta_path, MAX_METADATA_BYTES))
+    except MetadataError as exc:
+        raise bad(str(exc)) from None
     except OSError as exc:
         raise bad(f"could not be read ({exc.strerror or exc})") from exc
-    if not isinstance(meta, dict):
-        json_type = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
-        raise bad(f"holds a JSON {json_type.get(type(meta), 'null')}, not an object")
     checks = {
         "weights_file": lambda v: isinstance(v, str) and Path(v).name not in ("", ".", ".."),
         "weights_sha256": lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v),
@@ -127,11 +132,15 @@ def _read_metadata(meta_path: Path, kind: str) -> dict:
         if key not in meta:
             raise bad(f"has no {key!r} entry")
         if not ok(meta[key]):
-            raise bad(f"has an invalid {key!r} entry ({str(meta[key])[:60]!r})")
+            raise bad(f"has an invalid {key!r} entry ({shown(meta[key])})")
     if list(meta["scaler"]) != meta["features"]:
         raise bad("has a 'scaler' whose columns are not its 'features'")
     if meta.get("kind", kind) != kind:
-        raise bad(f"describes a {meta['kind']!r} model, not {kind!r}")
+        raise bad(f"describes a {shown(meta['kind'])} model, not {kind!r}")
+    try:
+        check_sizes(meta, kind)
+    except MetadataError as exc:
+        raise bad(str(exc)) from None
     return meta
 
 
@@ -152,20 +161,25 @@ def load_model(folder: Path, kind: str, name: str | None = None):
     if kind not in KINDS:
         raise ArtifactError(f"unknown model kind {kind!r}: one of {', '.join(KINDS)}")
     meta_path = folder / f"{name or kind}.json"
-    if not storage.exists(meta_path):
+    if not storage.exists(meta_path) and not _is_link(meta_path):
         raise ArtifactError(f"no {name or kind} model in {folder}: materialize the {kind}_model asset first")
     meta = _read_metadata(meta_path, kind)
     weights = folder / Path(meta["weights_file"]).name  # never follow a path out of the folder
-    if not storage.exists(weights):
+    if not storage.exists(weights) and not _is_link(weights):
         raise ArtifactError(f"{weights} is missing (named by {meta_path.name})")
-    if not storage.is_file(weights):
-        raise ArtifactError(f"{weights} (named by {meta_path.name}) is not a regular file")
     try:
-        data = storage.read_bytes(weights)
+        data = read_bounded(weights, MAX_WEIGHTS_BYTES)
+    except MetadataError as exc:
+        raise ArtifactError(f"{weights} (named by {meta_path.name}) {exc}") from None
     except OSError as exc:
         raise ArtifactError(f"{weights} (named by {meta_path.name}) could not be read ({exc.strerror or exc})") from exc
     if hashlib.sha256(data).hexdigest() != meta["weights_sha256"]:
         raise ArtifactError(f"{weights.name} does not match the SHA-256 in {meta_path.name}: it was altered")
+    if kind in MLP_KINDS and 4 * (parameters := mlp_parameters(meta)) > len(data):
+        raise ArtifactError(
+            f"{meta_path} describes a network of {parameters:,} parameters, more than {weights.name} "
+            f"({len(data):,} bytes, 4 a parameter) holds; retrain with the {kind}_model asset or restore the file"
+        )
     try:
         model = _deserialise(kind, data, meta)
     except ArtifactError:
@@ -174,6 +188,10 @@ def load_model(folder: Path, kind: str, name: str | None = None):
         raise ArtifactError(f"{weights.name} could not be loaded safely: {exc}") from exc
     _check_shape(kind, model, meta, weights)
     return model, meta
+
+
+def _is_link(path) -> bool:
+    return not storage.is_remote(path) and Path(path).is_symlink()
 
 
 def predict_proba(kind: str, model, x: np.ndarray, n_classes: int) -> np.ndarray:
@@ -190,10 +208,14 @@ def publish_model(candidates: Path, published: Path, kind: str, extra: dict, nam
     """Copy an audited candidate into the published folder: weights first, then the JSON (with
     `extra`, e.g. the evaluation that passed), so a reader never sees a JSON without its weights."""
     name = name or kind
-    meta = json.loads(storage.read_bytes(candidates / f"{name}.json"))
+    source = candidates / f"{name}.json"
+    try:  # an edited candidate is refused, never re-sealed by publishing it
+        meta = parse_metadata(read_bounded(source, MAX_METADATA_BYTES))
+    except MetadataError as exc:
+        raise ArtifactError(f"{source} {exc}; retrain with the {kind}_model asset") from None
     weights = published / Path(meta["weights_file"]).name
     write_bytes(weights, storage.read_bytes(candidates / weights.name))
-    path = write_json(published / f"{name}.json", {**meta, **extra})
+    path = write_json(published / f"{name}.json", seal_metadata({**meta, **extra}))
     for old in storage.glob(published, f"{name}-*.{_SUFFIX[kind]}"):
         if old.name != weights.name:
             storage.remove(old)

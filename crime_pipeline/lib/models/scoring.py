@@ -23,6 +23,22 @@ class Scored:
     rejected: pd.DataFrame  # rows that failed validation: source line and rules
     model_version: str = ""  # which published model scored them
     city: str = "buffalo"  # whose model it was
+    training_data: str = "not recorded"  # "generated", "real" or "mixed": what the model was trained on
+
+    @property
+    def training_note(self) -> str | None:
+        """The sentence `predict` prints when the model did not learn from real incidents only."""
+        if self.training_data == "generated":
+            return (
+                f"note: this {self.city} model was trained on generated data (crime_pipeline's synthetic "
+                "generator), not on real incidents: its probabilities describe the generator's city, not "
+                "recorded crime; do not use them for decisions."
+            )
+        if self.training_data == "mixed":
+            return f"note: this {self.city} model was trained on a mix of generated and real files."
+        if self.training_data == "not recorded":
+            return "note: this model's metadata does not record whether it was trained on generated or real data."
+        return None
 
 
 def describe_version(meta: dict) -> str:
@@ -50,6 +66,31 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
                 lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v, na_action="ignore"
             )
     return out
+
+
+def predictions_geojson(predictions: pd.DataFrame) -> dict:
+    """The scored incidents as an RFC 7946 FeatureCollection of points ([longitude, latitude]) with the
+    case number, time, predicted type and every class probability: a layer QGIS opens as it is."""
+    properties = [c for c in predictions.columns if c not in ("latitude", "longitude")]
+    frame = predictions.copy()
+    frame["incident_datetime"] = pd.to_datetime(frame["incident_datetime"]).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    located = frame[frame["latitude"].notna() & frame["longitude"].notna()]
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [float(lon), float(lat)]},
+            "properties": {k: _plain(v) for k, v in zip(properties, values)},
+        }
+        for lon, lat, *values in located[["longitude", "latitude", *properties]].itertuples(index=False, name=None)
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _plain(value):
+    """A JSON value: numpy scalars as Python numbers, missing as null."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def model_cities(models_folder: Path, kind: str, lake_root: str | Path | None = None) -> list[str]:
@@ -104,4 +145,10 @@ def score_csv(
     for j, name in enumerate(meta["classes"]):
         out[probability_column(name)] = proba[:, j]
     rejected = result.quarantine[["source_line", "rules"]].copy()
-    return Scored(predictions=out, rejected=rejected, model_version=describe_version(meta), city=city)
+    return Scored(
+        predictions=out,
+        rejected=rejected,
+        model_version=describe_version(meta),
+        city=city,
+        training_data=meta.get("training_data", "not recorded"),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from crime_pipeline.lib.reports import uncertainty
 from crime_pipeline.lib.reports.metrics import (
     baseline_probabilities,
     beats_bayes_by_more_than_noise,
@@ -45,29 +46,95 @@ def evaluate(
             for kind, m in doc["models"].items()
         }
         doc["bayes"] = bayes
+    baselines = baseline_probabilities(y_train, len(y_test), n_classes)
+    add_intervals(doc, y_test, model_proba, baselines, bayes_proba, n_classes)
+    doc["reliability"] = {k: uncertainty.reliability_bins(y_test, p) for k, p in model_proba.items()}
     doc["mlp_tradeoff"] = mlp_tradeoff(doc["models"], classes)
     return doc
 
 
+def add_intervals(
+    doc: dict,
+    y: np.ndarray,
+    model_proba: dict[str, np.ndarray],
+    baselines: dict[str, np.ndarray],
+    bayes_proba: np.ndarray | None,
+    n_classes: int,
+    resamples: int = uncertainty.RESAMPLES,
+) -> None:
+    """A bootstrap 95% interval (`ci95`: metric -> [low, high]) beside every headline metric of every
+    model, baseline and the Bayes limit, and each model's paired gain over the majority class (accuracy)
+    and the class prior (log loss), with whether its interval excludes zero."""
+    named = {("models", k): p for k, p in model_proba.items()}
+    named |= {("baselines", k): p for k, p in baselines.items()}
+    if bayes_proba is not None:
+        named[("bayes", "")] = bayes_proba
+    points = {f"{a}/{b}": doc[a] if a == "bayes" else doc[a][b] for a, b in named}
+    draws = uncertainty.bootstrap_metrics(
+        y, {f"{a}/{b}": p for (a, b), p in named.items()}, n_classes, resamples=resamples, points=points
+    )
+    for (group, name), _ in named.items():
+        metrics = doc[group] if group == "bayes" else doc[group][name]
+        sample = draws[f"{group}/{name}"]
+        metrics["ci95"] = {
+            h: uncertainty.interval(sample[h]) if sample and metrics.get(h) is not None else None for h in HEADLINE
+        }
+    majority, prior = draws["baselines/majority"], draws["baselines/prior"]
+    for kind, m in doc["models"].items():
+        mine = draws[f"models/{kind}"]
+        if not mine:
+            continue
+        m["gain"] = {
+            "accuracy_over_majority": uncertainty.gain(
+                mine["accuracy"] - majority["accuracy"], m["accuracy"] - doc["baselines"]["majority"]["accuracy"]
+            ),
+            "log_loss_over_prior": uncertainty.gain(
+                prior["log_loss"] - mine["log_loss"], doc["baselines"]["prior"]["log_loss"] - m["log_loss"]
+            ),
+        }
+    doc["bootstrap"] = {"resamples": resamples, "seed": uncertainty.SEED, "level": uncertainty.LEVEL}
+
+
+def _change(before: float, after: float, what: str, higher_is_better: bool = True) -> str:
+    better = after > before if higher_is_better else after < before
+    word = "improves" if better else "worsens" if after != before else "stays"
+    return f"{what} {word} from {before:.3f} to {after:.3f}"
+
+
 def mlp_tradeoff(models: dict, classes: list[str]) -> str | None:
-    """One sentence, from the numbers, on what the class-weighted MLP buys and what it costs."""
+    """One sentence, from the numbers and in the direction they go, on what the class-weighted MLP
+    buys and what it costs against the plain one."""
     plain, weighted = models.get("mlp"), models.get("mlp_weighted")
     if not plain or not weighted:
         return None
     gain = {c: weighted["per_class_recall"][c] - plain["per_class_recall"][c] for c in classes}
-    most = max(gain, key=gain.get)
+    most = max(gain, key=lambda c: abs(gain[c]))
     extra_wrong = (plain["accuracy"] - weighted["accuracy"]) * 100
+    calls = (
+        f"{abs(extra_wrong):.1f} {'more' if extra_wrong > 0 else 'fewer'} wrong calls per 100 incidents"
+        if abs(extra_wrong) >= 0.05
+        else "about as many wrong calls"
+    )
+    ece = {k: m.get("ece") for k, m in (("mlp", plain), ("mlp_weighted", weighted))}
+    calibrated = (
+        f"; the {min(ece, key=ece.get)} has the better-calibrated probabilities (ECE {ece['mlp']:.3f} plain, "
+        f"{ece['mlp_weighted']:.3f} weighted)"
+        if None not in ece.values()
+        else ""
+    )
     return (
-        "Class-balanced decisions move balanced accuracy (mean recall over types) from "
-        f"{plain['balanced_accuracy']:.3f} to {weighted['balanced_accuracy']:.3f} "
-        f"and macro-F1 from {plain['macro_f1']:.3f} to "
-        f"{weighted['macro_f1']:.3f} (largest recall change: {most}, {plain['per_class_recall'][most]:.3f} to "
-        f"{weighted['per_class_recall'][most]:.3f}), while accuracy goes from {plain['accuracy']:.3f} to "
-        f"{weighted['accuracy']:.3f} and log loss from {plain['log_loss']:.3f} to {weighted['log_loss']:.3f}: "
-        f"mlp_weighted buys its recall on rare types with {abs(extra_wrong):.1f} "
-        f"{'more' if extra_wrong >= 0 else 'fewer'} "
-        f"wrong calls per 100 incidents and probabilities skewed towards rare types; the plain mlp makes the most "
-        f"right calls with calibrated probabilities."
+        "Class-balanced decisions against the plain MLP: "
+        + "; ".join(
+            [
+                _change(plain["balanced_accuracy"], weighted["balanced_accuracy"], "balanced accuracy"),
+                _change(plain["macro_f1"], weighted["macro_f1"], "macro-F1"),
+                f"largest recall change {most}, {plain['per_class_recall'][most]:.3f} to "
+                f"{weighted['per_class_recall'][most]:.3f}",
+                _change(plain["accuracy"], weighted["accuracy"], "accuracy"),
+                _change(plain["log_loss"], weighted["log_loss"], "log loss", higher_is_better=False),
+            ]
+        )
+        + f": mlp_weighted makes {calls}{calibrated}."
     )
 
 
@@ -77,12 +144,17 @@ def markdown_table(doc: dict) -> str:
     rows += [(f"baseline: {k}", m) for k, m in doc["baselines"].items()]
     if doc["bayes"]:
         rows.append(("Bayes limit (true posterior)", doc["bayes"]))
+
+    def cell(m: dict, k: str) -> str:
+        if m[k] is None:
+            return "n/a"
+        ci = (m.get("ci95") or {}).get(k)
+        return f"{m[k]:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
     head = "| | " + " | ".join(HEADLINE) + " |\n|---|" + "---|" * len(HEADLINE) + "\n"
-    body = "".join(
-        f"| {name} | " + " | ".join("n/a" if m[k] is None else f"{m[k]:.4f}" for k in HEADLINE) + " |\n"
-        for name, m in rows
-    )
-    return head + body
+    body = "".join(f"| {name} | " + " | ".join(cell(m, k) for k in HEADLINE) + " |\n" for name, m in rows)
+    note = "\nIn brackets: 95% bootstrap intervals over the test incidents.\n" if doc.get("bootstrap") else ""
+    return head + body + note
 
 
 def comparison_rows(docs: dict[str, dict]) -> list[dict]:

@@ -9,8 +9,10 @@ import pandas as pd
 from crime_pipeline.lib.cities.profiles import CityProfile
 from crime_pipeline.lib.reports import captions, plots
 
-# The order the report shows them in, after one confusion matrix per model.
+# The order the report shows them in.
 FIGURE_ORDER = (
+    "confusion_matrices.png",
+    "reliability.png",
     "class_distribution.png",
     "hotspots_time_bands.png",
     "hotspots_types.png",
@@ -19,8 +21,9 @@ FIGURE_ORDER = (
 )
 
 
-def figure_names(kinds) -> list[str]:
-    return [f"confusion_{k}.png" for k in kinds] + list(FIGURE_ORDER)
+def figure_names(kinds=None) -> list[str]:
+    """Every figure's file name, in the report's order (one small multiple holds every model's panel)."""
+    return list(FIGURE_ORDER)
 
 
 def draw_figures(
@@ -34,15 +37,19 @@ def draw_figures(
     """Write every PNG through `report_file(name)`; return {file name: caption computed from its data}."""
     classes = evaluation["classes"]
     y = predictions["label_id"].to_numpy()
-    written: dict[str, str] = {}
-    for kind in evaluation["models"]:
-        pred = predictions[f"pred_{kind}"].to_numpy()
-        path = plots.confusion_matrix_figure(
-            y, pred, classes, f"Confusion matrix: {kind} (test split)", report_file(f"confusion_{kind}.png")
-        )
-        written[path.name] = captions.confusion(kind, y, pred, classes)
+    predicted = {kind: predictions[f"pred_{kind}"].to_numpy() for kind in evaluation["models"]}
     recalls = {k: m["per_class_recall"] for k, m in evaluation["models"].items()}
+    reliability = evaluation.get("reliability") or {}
+    written: dict[str, str] = {}
     for path, caption in (
+        (
+            plots.confusion_matrices_figure(y, predicted, classes, report_file("confusion_matrices.png")),
+            captions.confusion_grid(predicted, y, classes),
+        ),
+        (
+            plots.reliability_figure(reliability, report_file("reliability.png")) if reliability else None,
+            captions.reliability(reliability),
+        ),
         (
             plots.class_distribution_figure(incidents["label"], classes, report_file("class_distribution.png")),
             captions.class_distribution(incidents["label"]),
@@ -53,7 +60,7 @@ def draw_figures(
         ),
         (
             plots.hotspots_by_type(incidents, classes, report_file("hotspots_types.png"), profile=profile),
-            captions.hotspots_by_type(incidents),
+            captions.hotspots_by_type(incidents, classes),
         ),
         (plots.training_curves_figure(history, report_file("training_curves.png")), captions.training_curves(history)),
         (
@@ -61,5 +68,6 @@ def draw_figures(
             captions.per_class_recall(recalls),
         ),
     ):
-        written[path.name] = caption
+        if path is not None:  # an evaluation from before calibration was recorded has no reliability bins
+            written[path.name] = caption
     return written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from crime_pipeline.lib.lake.documents import read_json
 from crime_pipeline.lib.lake.layout import LakeLayout
+from crime_pipeline.lib.reports.model_section import headline_sentence
 
 
 def scores(m: dict) -> str:
@@ -20,6 +21,8 @@ def headline(layout: LakeLayout) -> str | None:
     lines = [
         f"report: {summary['report']}",
         f"incidents: {summary['rows_read']:,} rows read, {summary['valid']:,} valid",
+        *([f"data: {summary['data']}"] if summary.get("data") else []),
+        headline_sentence(evaluation),
     ]
     for kind, m in evaluation["models"].items():
         lines.append(f"  {kind:12s} {scores(m)}")

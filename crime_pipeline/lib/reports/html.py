@@ -6,16 +6,18 @@ from the data (file names, case numbers, descriptions) is HTML-escaped.
 
 from __future__ import annotations
 
-import base64
-import html
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from crime_pipeline.lib.cities.profiles import get_profile
-from crime_pipeline.lib.lake.storage import read_bytes
-from crime_pipeline.lib.reports.captions import real_data_note
-from crime_pipeline.lib.reports.evaluation import HEADLINE
+from crime_pipeline.lib.reports.model_section import fmt as _fmt
+from crime_pipeline.lib.reports.model_section import headline_sentence, models_section
+from crime_pipeline.lib.reports.model_section import table as _table
+from crime_pipeline.lib.reports.responsible import responsible_use_section
+from crime_pipeline.lib.reports.sections import Section, esc, figure_html
 from crime_pipeline.lib.reports.seed_method import comparison_rows
 
 CSS = """
@@ -27,21 +29,8 @@ th:first-child,td:first-child{text-align:left} .note{background:#f6f8fa;padding:
 .ok{color:#1a7f37;font-weight:600} .bad{color:#cf222e;font-weight:600} figure{margin:1.2em 0}
 figcaption{color:#555;font-size:.9em;margin-top:.3em} img{max-width:100%;border:1px solid #eee}
 .wide{overflow-x:auto} .wide td{text-align:left;font-size:.85em}
+nav.toc{background:#f6f8fa;padding:.6em 1.2em;margin:1em 0} nav.toc ol{margin:.3em 0;padding-left:1.4em}
 """
-
-
-def esc(value) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _quality_section(quality: dict, examples: pd.DataFrame) -> str:
@@ -73,7 +62,7 @@ def _quality_section(quality: dict, examples: pd.DataFrame) -> str:
         else "<p>No quarantined rows.</p>"
     )
     return (
-        f"<h2>Data quality</h2><p>{t['rows_read']:,} rows read = {t['valid']:,} valid + {t['quarantined']:,} "
+        f"<p>{t['rows_read']:,} rows read = {t['valid']:,} valid + {t['quarantined']:,} "
         f"quarantined + {t['superseded']:,} superseded by a newer record of the same case: {status}.</p>"
         f"{not_validated}{files}<h3>Quarantined, by rule</h3><p>A row can fail several rules.</p>{rules}"
         f"<h3>Soft problems (rows kept)</h3>{flags}<h3>Quarantine examples</h3>{sample}"
@@ -87,44 +76,10 @@ def _leakage_section(leakage: dict) -> str:
         for c, s in leakage.get("scores", {}).items()
     ]
     return (
-        f"<h2>Leakage check</h2><p>Features come from latitude, longitude and the incident datetime only. "
+        f"<p>Features come from latitude, longitude and the incident datetime only. "
         f"The check that no feature predicts the type on its own {status} "
         f"(limits: information share {leakage.get('mi_ratio_limit')}, purity {leakage.get('purity_limit')}).</p>"
         + _table(["feature", "share of label entropy", "purity (out of sample)", "leaky"], rows)
-    )
-
-
-def _metrics_section(evaluation: dict) -> str:
-    rows = [[f"model: {k}", *[_fmt(m[h]) for h in HEADLINE]] for k, m in evaluation["models"].items()]
-    rows += [[f"baseline: {k}", *[_fmt(m[h]) for h in HEADLINE]] for k, m in evaluation["baselines"].items()]
-    bayes = evaluation.get("bayes")
-    if bayes:
-        rows.append(["Bayes limit (true posterior)", *[_fmt(bayes[h]) for h in HEADLINE]])
-        note = (
-            "<p class='note'>The data came from the built-in generator, whose true class probabilities are "
-            "known: no model can beat the Bayes limit except by chance or by a leak. The gap column says how much "
-            "each model leaves on the table.</p>"
-            + _table(
-                ["model", "accuracy gap to Bayes", "log-loss gap to Bayes"],
-                [[k, _fmt(g["accuracy"]), _fmt(g["log_loss"])] for k, g in bayes["gap"].items()],
-            )
-        )
-    else:
-        note = f"<p class='note'>{esc(real_data_note(evaluation))}</p>"
-    recall = _table(
-        ["type", *evaluation["models"]],
-        [[c, *[_fmt(m["per_class_recall"][c]) for m in evaluation["models"].values()]] for c in evaluation["classes"]],
-    )
-    tradeoff = evaluation.get("mlp_tradeoff")
-    tradeoff_html = f"<p class='note'><b>Plain or class-weighted MLP?</b> {esc(tradeoff)}</p>" if tradeoff else ""
-    return (
-        "<h2>Models on the test split</h2>"
-        f"<p>Split: {esc(evaluation['split'])}, {evaluation['n_test']:,} test incidents.</p>"
-        + _table(["", *HEADLINE], rows)
-        + note
-        + "<h3>Per-class recall</h3>"
-        + recall
-        + tradeoff_html
     )
 
 
@@ -142,7 +97,6 @@ def seed_section(seed: dict, evaluation: dict | None) -> str:
         else f"all {used['incidents']:,} incidents"
     )
     return (
-        "<h2>The seed project's 97-99%, reproduced</h2>"
         f"<p>The seed's own method ({esc(seed['method'])}), {seed['settings']['epochs']} epochs in batches of "
         f"{seed['settings']['batch_size']}, on {esc(sample)}; the same again with "
         f"{esc(' and '.join(leaky['categories']))} added as inputs (the {seed['settings']['max_categories']} commonest "
@@ -150,14 +104,6 @@ def seed_section(seed: dict, evaluation: dict | None) -> str:
         "Neither network is saved or usable for prediction.</p>"
         + _table(["", "accuracy", "macro-F1", "split", "test rows"], rows)
         + f"<p class='note'>{esc(seed['sentence'])}</p>"
-    )
-
-
-def _figure(path: Path, caption: str) -> str:
-    data = base64.b64encode(read_bytes(path)).decode("ascii")
-    return (
-        f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{esc(caption)}</figcaption></figure>"
     )
 
 
@@ -194,11 +140,62 @@ def cities_section(evaluation: dict) -> str:
     ]
     widest = max(rows, key=lambda r: r["best_gain_over_majority"])
     return (
-        f"<h2>Cities compared</h2><p>Each city has its own classes, models and test period; every number "
+        f"<p>Each city has its own classes, models and test period; every number "
         f"is measured on that city's own test rows. The best model gains most over always guessing the "
         f"commonest type in {esc(widest['city'])} ({widest['best_gain_over_majority']:+.3f} accuracy). "
         f"The sections below show {esc(evaluation.get('city', rows[0]['city']))}.</p>" + _table(header, body)
     )
+
+
+ANCHOR = re.compile(r"[a-z0-9-]+")
+
+
+def table_of_contents(sections: Sequence[Section]) -> str:
+    """Links to every section, in order; built from the same list the body is, so it cannot drift."""
+    items = "".join(f'<li><a href="#{esc(s.anchor)}">{esc(s.title)}</a></li>' for s in sections)
+    return f'<nav class="toc"><b>Contents</b><ol>{items}</ol></nav>'
+
+
+def assemble(title: str, intro_html: str, sections: Sequence[Section]) -> str:
+    """The whole document: title, intro, contents, then every section under its own <h2 id=anchor>."""
+    anchors = [s.anchor for s in sections]
+    bad = [a for a in anchors if not ANCHOR.fullmatch(a)]
+    if bad or len(set(anchors)) != len(anchors):
+        raise ValueError(f"report sections need unique [a-z0-9-] anchors, got {anchors}")
+    body = "".join(f'<section><h2 id="{s.anchor}">{esc(s.title)}</h2>{s.body_html}</section>' for s in sections)
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>crime_pipeline report</title>"
+        f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>{intro_html}{table_of_contents(sections)}"
+        f"{body}</body></html>"
+    )
+
+
+def report_sections(
+    quality: dict,
+    leakage: dict,
+    evaluation: dict,
+    figures: list[tuple[Path, str]],
+    quarantine_examples: pd.DataFrame,
+    seed: dict | None = None,
+    analysis: Sequence[Section] = (),
+    date_range: tuple[str, str] | None = None,
+) -> list[Section]:
+    """The report's sections in reading order; `analysis` (districts, time, forecast) follows the models."""
+    cities = cities_section(evaluation)
+    sections = [
+        *([Section("cities", "Cities compared", cities)] if cities else []),
+        models_section(evaluation),
+        *analysis,
+        Section("figures", "Figures", "".join(figure_html(p, c) for p, c in figures)),
+        responsible_use_section(quality, date_range),
+        Section("data-quality", "Data quality", _quality_section(quality, quarantine_examples)),
+        Section("leakage", "Leakage check", _leakage_section(leakage)),
+    ]
+    if seed:
+        sections.append(
+            Section("seed-reproduction", "The seed project's 97-99%, reproduced", seed_section(seed, evaluation))
+        )
+    return sections
 
 
 def render_report(
@@ -210,40 +207,22 @@ def render_report(
     generated_at: str,
     seed: dict | None = None,
     lake_root: str | Path | None = None,
+    analysis: Sequence[Section] = (),
+    date_range: tuple[str, str] | None = None,
 ) -> str:
     """The whole report as one HTML string; `seed` is the seed reproduction's result, when there is one;
     city names come from the profiles of the lake at `lake_root`."""
-    best = max(evaluation["models"].items(), key=lambda kv: kv[1]["accuracy"]) if evaluation["models"] else None
-    headline = ""
-    if best:
-        majority = evaluation["baselines"]["majority"]["accuracy"]
-        headline = (
-            f"<p><b>Best model: {esc(best[0])}</b>, accuracy {best[1]['accuracy']:.1%} against "
-            f"{majority:.1%} for always guessing the commonest type"
-            + (
-                f" and {evaluation['bayes']['accuracy']:.1%} for the true posterior (the Bayes limit)"
-                if evaluation.get("bayes")
-                else ""
-            )
-            + ".</p>"
-        )
     cities = [r["city"] for r in evaluation.get("comparison") or []]
     title = "Buffalo" if cities in ([], ["buffalo"]) else ", ".join(get_profile(c, lake_root).name for c in cities)
-    body = "".join(
-        [
-            f"<h1>{esc(title)} crime incidents: what time and place can tell</h1>",
-            f"<p>Generated {esc(generated_at)} by crime_pipeline.</p>",
-            headline,
-            cities_section(evaluation),
-            _quality_section(quality, quarantine_examples),
-            _leakage_section(leakage),
-            _metrics_section(evaluation),
-            seed_section(seed, evaluation) if seed else "",
-            "<h2>Figures</h2>",
-            *[_figure(p, c) for p, c in figures],
-        ]
+    generated = (
+        "<p class='bad'>Trained and tested on generated data: these numbers describe the built-in generator's "
+        "city, not real incidents (see Responsible use).</p>"
+        if evaluation.get("generated_data")
+        else ""
     )
-    return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>crime_pipeline report</title>"
-        f"<style>{CSS}</style></head><body>{body}</body></html>"
+    intro = (
+        f"<p>Generated {esc(generated_at)} by crime_pipeline.</p>"
+        f"<p><b>{esc(headline_sentence(evaluation))}</b></p>{generated}"
     )
+    sections = report_sections(quality, leakage, evaluation, figures, quarantine_examples, seed, analysis, date_range)
+    return assemble(f"{title} crime incidents: what time and place can tell", intro, sections)

@@ -28,7 +28,10 @@ from crime_pipeline.lib.lake.reads import DeclaredReads
 from crime_pipeline.lib.models.artifacts import KINDS, load_model, predict_proba, publish_model
 from crime_pipeline.lib.models.fit import per_city
 from crime_pipeline.lib.models.training import matrices
+from crime_pipeline.lib.reports.districts import district_model_metrics, incident_districts, test_row_districts
 from crime_pipeline.lib.reports.evaluation import comparison_rows, evaluate, markdown_table
+from crime_pipeline.lib.reports.metrics import baseline_probabilities
+from crime_pipeline.lib.reports.responsible import training_data
 
 PLAUSIBLE_ACCURACY = 0.8  # nine crime types from time and place do not honestly allow more
 POSTERIOR_SLICE_ROWS = 100_000
@@ -119,16 +122,28 @@ def evaluate_and_publish(reads: DeclaredReads, log: logging.Logger = _log) -> Ev
     layout = reads.layout
     info = reads.json(layout.lake_file("dataset_splits.json"))
     # Only what evaluation uses (test rows, training labels): 10 million rows whole would not fit comfortably.
-    city_column = ["city"] if "city" in reads.parquet_schema(layout.table("dataset_splits")).names else []
+    split_columns = reads.parquet_schema(layout.table("dataset_splits")).names
+    city_column = ["city"] if "city" in split_columns else []
+    case_column = ["case_number"] if "case_number" in split_columns else []  # finds a test row's districts
     columns = list(
         dict.fromkeys(
-            [*info["scaler"], "latitude", "longitude", "incident_datetime", "label_id", "split", *city_column]
+            [
+                *info["scaler"],
+                "latitude",
+                "longitude",
+                "incident_datetime",
+                "label_id",
+                "split",
+                *city_column,
+                *case_column,
+            ]
         )
     )
     splits = reads.parquet(layout.table("dataset_splits"), columns=columns, filters=[("split", "==", "test")])
     parts = reads.parquet(layout.table("dataset_splits"), columns=["label_id", "split", *city_column])
     quality = reads.json(layout.report_file("data_quality.json"))
     cities = list(city_parts(splits))
+    districts = incident_districts(reads, splits)
     candidates = {
         (kind, city): reads.json(layout.model_candidates / f"{model_name(kind, city)}.json")
         for city in cities
@@ -161,6 +176,10 @@ def evaluate_and_publish(reads: DeclaredReads, log: logging.Logger = _log) -> Ev
         doc["generated_data"] = generated
         doc["data_version"] = info["data_version"]
         doc["city"] = city
+        prior = baseline_probabilities(train_y, len(test.y), len(classes))["prior"]
+        doc["districts"] = district_model_metrics(
+            test_row_districts(rows, districts), test.y, {**probas, "prior": prior}
+        )
         docs[city] = doc
         predictions[city] = pd.DataFrame({"label_id": test.y, **{f"pred_{k}": p.argmax(1) for k, p in probas.items()}})
     primary = primary_city(docs)
@@ -183,7 +202,11 @@ def evaluate_and_publish(reads: DeclaredReads, log: logging.Logger = _log) -> Ev
                     layout.model_candidates,
                     layout.models,
                     kind,
-                    {"published_at": datetime.now(UTC).isoformat(), "test_metrics": city_doc["models"][kind]},
+                    {
+                        "published_at": datetime.now(UTC).isoformat(),
+                        "test_metrics": city_doc["models"][kind],
+                        "training_data": training_data(quality, city),  # what `predict` tells its user
+                    },
                     model_name(kind, city),
                 )
     for path in outputs:

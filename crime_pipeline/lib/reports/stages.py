@@ -8,6 +8,7 @@ the seed project's method reproduced is seed_reproduction.py.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +23,12 @@ from crime_pipeline.lib.lake.layout import LakeLayout
 from crime_pipeline.lib.lake.reads import DeclaredReads
 from crime_pipeline.lib.lake.storage import exists
 from crime_pipeline.lib.models.artifacts import KINDS
+from crime_pipeline.lib.reports.analysis import analysis_sections, date_range, report_incidents
 from crime_pipeline.lib.reports.evaluation import markdown_table
 from crime_pipeline.lib.reports.figures import draw_figures, figure_names
+from crime_pipeline.lib.reports.geojson import hotspot_cells
 from crime_pipeline.lib.reports.html import render_report
+from crime_pipeline.lib.reports.responsible import provenance_sentence
 
 _log = logging.getLogger(__name__)
 
@@ -69,6 +73,7 @@ class FiguresDrawn:
 
     folder: Path
     figures: list[tuple[Path, str]]
+    hotspot_cells: Path | None = None  # reports/hotspot_cells.geojson
 
 
 def draw_report_figures(reads: DeclaredReads, log: logging.Logger = _log) -> FiguresDrawn:
@@ -86,9 +91,13 @@ def draw_report_figures(reads: DeclaredReads, log: logging.Logger = _log) -> Fig
     predictions = reads.parquet(layout.lake_file("test_predictions.parquet"))
     history = reads.json(layout.models / f"{model_name('mlp', city)}.json")["history"]
     written = draw_figures(layout.report_file, evaluation, incidents, predictions, history, profile)
+    cells = write_text(  # compact: a GIS layer, not a document to read
+        layout.report_file("hotspot_cells.geojson"),
+        json.dumps(hotspot_cells(incidents, evaluation["classes"], profile), separators=(",", ":")),
+    )
     write_json(layout.report_file("captions.json"), written)
-    log.info(f"wrote {len(written)} figures to {layout.report_file('')}")
-    return FiguresDrawn(folder=layout.report_file(""), figures=figure_list(layout, written))
+    log.info(f"wrote {len(written)} figures and the hotspot cells ({cells.name}) to {layout.report_file('')}")
+    return FiguresDrawn(folder=layout.report_file(""), figures=figure_list(layout, written), hotspot_cells=cells)
 
 
 @dataclass
@@ -102,7 +111,13 @@ class ReportWritten:
 
     @property
     def summary_markdown(self) -> str:
-        return "\n".join(f"- **{k}**: {v}" for k, v in self.summary.items()) + "\n\n" + self.metrics_table
+        def shown(v):
+            if isinstance(v, dict) and "ci95" in v:  # a gain: value, interval, and whether it excludes zero
+                ci = v["ci95"] or [float("nan")] * 2
+                return f"{v['value']:+.4f} (95% interval {ci[0]:+.4f} to {ci[1]:+.4f}, {v['verdict']})"
+            return v
+
+        return "\n".join(f"- **{k}**: {shown(v)}" for k, v in self.summary.items()) + "\n\n" + self.metrics_table
 
 
 def write_report(reads: DeclaredReads, log: logging.Logger = _log) -> ReportWritten:
@@ -114,6 +129,8 @@ def write_report(reads: DeclaredReads, log: logging.Logger = _log) -> ReportWrit
     figures_shown = figure_list(layout, reads.json(layout.report_file("captions.json")))
     for figure, _ in figures_shown:
         reads.path(figure)
+    incidents = report_incidents(reads, evaluation.get("city", DEFAULT_CITY))
+    dates = date_range(incidents)
     html = render_report(
         quality,
         leakage,
@@ -123,6 +140,8 @@ def write_report(reads: DeclaredReads, log: logging.Logger = _log) -> ReportWrit
         datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         seed=reads.json(layout.report_file("seed_reproduction.json")),
         lake_root=layout.root,
+        analysis=analysis_sections(reads, incidents, evaluation, log),
+        date_range=dates,
     )
     fault_point("report:before_write")
     path = write_text(layout.report_file("report.html"), html)
@@ -134,7 +153,9 @@ def write_report(reads: DeclaredReads, log: logging.Logger = _log) -> ReportWrit
         "best_model": best[0],
         "best_accuracy": round(best[1]["accuracy"], 4),
         "majority_accuracy": round(evaluation["baselines"]["majority"]["accuracy"], 4),
+        "best_gain_over_majority": (best[1].get("gain") or {}).get("accuracy_over_majority"),
         "bayes_accuracy": round(evaluation["bayes"]["accuracy"], 4) if evaluation.get("bayes") else None,
+        "data": provenance_sentence(quality, dates),
         "cities": [r["city"] for r in evaluation.get("comparison", [])],
     }
     write_json(layout.report_file("summary.json"), summary)

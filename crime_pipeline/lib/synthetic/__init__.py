@@ -3,8 +3,10 @@
 `from crime_pipeline.lib import synthetic`, then `synthetic.generate_incidents(rows, seed, city=)`,
 `synthetic.posterior(...)` (the Bayes limit) and `synthetic.write_export_files(...)`. By concern:
 spec.py (the generating model, its parameters and version), sample.py (clean rows), posterior.py
-(the exact P(type | place, time)), buffalo.py and chicago.py (the export layouts), dirt.py (dirt
-and re-issued records), generate.py (`generate_incidents`) and export.py (CSV files, in chunks).
+(the exact P(type | place, time)), near_repeat.py (the self-exciting component, on by default),
+intensity.py and expected.py (expected counts per cell and period: the forecast oracle's),
+buffalo.py and chicago.py (the export layouts), dirt.py (dirt and re-issued records), generate.py
+(`generate_incidents`) and export.py (CSV files, in chunks).
 """
 
 from crime_pipeline.lib.synthetic.buffalo import EXPORT_COLUMNS
@@ -31,6 +33,7 @@ from crime_pipeline.lib.synthetic.spec import (
     LON_MAX,
     LON_MIN,
     MODEL,
+    NEAR_REPEAT,
     PRIMARY_TYPES,
     PRIORS,
     ROUNDED_FROM_YEAR,
@@ -38,8 +41,10 @@ from crime_pipeline.lib.synthetic.spec import (
     YEARS,
     CitySpec,
     Hotspot,
+    NearRepeat,
     generator_version,
     spec,
+    spec_for_version,
 )
 
 __all__ = [
@@ -58,6 +63,7 @@ __all__ = [
     "LON_MAX",
     "LON_MIN",
     "MODEL",
+    "NEAR_REPEAT",
     "PRIMARY_TYPES",
     "PRIORS",
     "REISSUED_RATE",
@@ -67,12 +73,14 @@ __all__ = [
     "CitySpec",
     "GeneratedIncidents",
     "Hotspot",
+    "NearRepeat",
     "chunk_sizes",
     "generate_chunks",
     "generate_incidents",
     "generator_version",
     "posterior",
     "spec",
+    "spec_for_version",
     "write_export_csv",
     "write_export_files",
 ]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from crime_pipeline.lib.synthetic import districts
 from crime_pipeline.lib.synthetic.formats import WEEKDAY_NAMES, format_datetime
 
 if TYPE_CHECKING:
@@ -120,6 +121,10 @@ def buffalo_frame(
         ((lon - LON_MIN) / (LON_MAX - LON_MIN) * 9), 0, 8
     ).astype(int)
     tract = (cell * 7 % 170 + 1).astype(str)
+    # Districts are areas: the nearest district centre, the nearest hotspot's neighbourhood.
+    police = districts.nearest_centre(lat, lon, districts.BUFFALO_POLICE, S.box)
+    council = districts.nearest_on_grid(lat, lon, districts.BUFFALO_COUNCIL, S.box)
+    neighbourhood = districts.nearest_point(lat, lon, np.array([[h.lat, h.lon] for h in S.hotspots]), S.box)
     out = pd.DataFrame(
         {
             "Case Number": case.to_numpy(dtype=object),
@@ -141,16 +146,16 @@ def buffalo_frame(
             "Created At": format_datetime(created),
             "updated_at": None,
             "zip_code": (14201 + cell % 27).astype(str).astype(object),
-            "neighborhood": np.asarray([h.name for h in S.hotspots], dtype=object)[cell % len(S.hotspots)],
-            "Council District": COUNCIL[cell % 9].astype(object),
-            "Council District 2011": COUNCIL[(cell + 1) % 9].astype(object),
+            "neighborhood": np.asarray([h.name for h in S.hotspots], dtype=object)[neighbourhood],
+            "Council District": COUNCIL[council].astype(object),
+            "Council District 2011": COUNCIL[council].astype(object),
             "Census Tract": tract.astype(object),
             "Census Block Group": (cell % 4 + 1).astype(str).astype(object),
             "Census Block": (cell * 13 % 3000 + 1000).astype(str).astype(object),
             "2010 Census Tract ": tract.astype(object),
             "2010 Census Block Group": (cell % 4 + 1).astype(str).astype(object),
             "2010 Census Block": (cell * 13 % 3000 + 1000).astype(str).astype(object),
-            "Police District": POLICE[cell % 5].astype(object),
+            "Police District": POLICE[police].astype(object),
             "TRACTCE20": np.char.zfill(tract, 6).astype(object),
             "GEOID20_TRACT": ("36029" + tract).astype(object),
             "GEOID20_BLOCKGROUP": ("36029" + tract + "1").astype(object),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from crime_pipeline.lib.synthetic import districts
 from crime_pipeline.lib.synthetic.formats import format_datetime, point_text
 
 if TYPE_CHECKING:
@@ -116,7 +117,10 @@ def chicago_frame(
         pd.Series(rng.integers(0, 120, n)).map("{:03d}XX ".format)
         + CHICAGO_STREETS[rng.integers(0, len(CHICAGO_STREETS), n)]
     )
-    district = cell % 25 + 1
+    box = (lat_min, lat_max, lon_min, lon_max)  # districts are areas: the nearest of a grid of centres
+    district = districts.nearest_on_grid(lat, lon, districts.CHICAGO_DISTRICTS, box) + 1
+    ward = districts.nearest_on_grid(lat, lon, districts.CHICAGO_WARDS, box) + 1
+    area = districts.nearest_on_grid(lat, lon, districts.CHICAGO_AREAS, box) + 1
     out = pd.DataFrame(
         {
             "ID": (np.arange(n) + 10_000_000).astype(str).astype(object),
@@ -131,8 +135,8 @@ def chicago_frame(
             "Domestic": np.where(rng.random(n) < 0.15, "true", "false").astype(object),
             "Beat": (district * 100 + cell % 30 + 11).astype(str).astype(object),
             "District": np.char.zfill(district.astype(str), 3).astype(object),
-            "Ward": (cell % 50 + 1).astype(str).astype(object),
-            "Community Area": (cell % 77 + 1).astype(str).astype(object),
+            "Ward": ward.astype(str).astype(object),
+            "Community Area": area.astype(str).astype(object),
             "FBI Code": pd.Series(code).map(lambda i: f"{i % 26 + 1:02d}").to_numpy(dtype=object),
             "X Coordinate": np.round((lon - lon_min) * 82_000 + 1_100_000).astype(int).astype(str).astype(object),
             "Y Coordinate": np.round((lat - lat_min) * 364_000 + 1_813_000).astype(int).astype(str).astype(object),

@@ -24,6 +24,23 @@ class Hotspot:
     summer_lift: float  # >1: busier June-August
 
 
+@dataclass(frozen=True)
+class NearRepeat:
+    """The self-exciting component: each incident triggers Poisson(`branching`) offspring.
+
+    An offspring happens a whole number of days after its parent's written time (the ceiling of an
+    exponential with mean `mean_days`) and an isotropic Gaussian `sd_m` metres from its parent's
+    written place, redrawn until inside the city box (or, with probability `same_place`, at that
+    place itself); its type is drawn from the exact posterior at
+    its own written place and time.
+    """
+
+    branching: float = 0.3
+    mean_days: float = 5.0
+    sd_m: float = 150.0
+    same_place: float = 0.5  # share of offspring at the parent's very place (repeat victimisation)
+
+
 @dataclass(eq=False)
 class CitySpec:
     """One city's generating model: its profile's parameters, the drawn arrays and their version."""
@@ -38,3 +55,4 @@ class CitySpec:
     box: tuple[float, float, float, float]  # lat_min, lat_max, lon_min, lon_max
     model: dict[str, np.ndarray] = None
     version: str = ""
+    near_repeat: NearRepeat | None = None  # None: incidents are independent draws

@@ -61,11 +61,27 @@ def far_points(S: CitySpec) -> np.ndarray:
     )
 
 
-def add_dirt(out: pd.DataFrame, dirt: np.ndarray, year: np.ndarray, rng: np.random.Generator, S: CitySpec) -> None:
-    """Apply each kind of dirt to a disjoint random subset of rows (in place)."""
+def dirt_count(n: int) -> int:
+    """How many of `n` rows `add_dirt` makes fail validation."""
+    return sum(int(round(n * rate)) for rate in DIRT_RATES.values())
+
+
+def add_dirt(
+    out: pd.DataFrame,
+    dirt: np.ndarray,
+    year: np.ndarray,
+    rng: np.random.Generator,
+    S: CitySpec,
+    dirty_rows: np.ndarray | None = None,
+) -> None:
+    """Apply each kind of dirt to a disjoint random subset of rows (in place): of `dirty_rows`
+    (exactly `dirt_count(len(out))` positions) when given, else of all rows."""
     cols = DIRT_COLUMNS[S.layout]
     n = len(out)
-    order = rng.permutation(n)
+    if dirty_rows is None:
+        order = rng.permutation(n)
+    else:
+        order = np.concatenate([rng.permutation(dirty_rows), np.setdiff1d(np.arange(n), dirty_rows)])
     start = 0
     for rule, rate in DIRT_RATES.items():
         k = int(round(n * rate))
@@ -132,17 +148,20 @@ def dirty_export(
     n_reissued: int,
     record_column: str,
     S: CitySpec,
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Dirt, then re-issued records (a newer `record_column` wins), then a shuffle.
+    dirty_rows: np.ndarray | None = None,
+    generation: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Dirt (on `dirty_rows` when given), then re-issued records (a newer `record_column` wins), then a shuffle.
 
-    Returns the export, the true label of each row and its dirt ("clean", a quarantine rule name,
-    or "reissued_original"/"reissued_newer").
+    Returns the export, the true label of each row, its dirt ("clean", a quarantine rule name,
+    or "reissued_original"/"reissued_newer") and its near-repeat generation (zeros when not given).
     """
     n = len(out)
     year = when.astype("datetime64[Y]").astype(int) + 1970
     dirt = np.full(n, "clean", dtype=object)
-    add_dirt(out, dirt, year, rng, S)
+    add_dirt(out, dirt, year, rng, S, dirty_rows)
     true_label = labels
+    generation = np.zeros(n, dtype=np.int64) if generation is None else generation
 
     if n_reissued:  # a newer record of an existing (clean) case: same facts, later record time
         candidates = np.flatnonzero(dirt == "clean")
@@ -154,7 +173,8 @@ def dirty_export(
         out = pd.concat([out, newer], ignore_index=True)
         dirt = np.concatenate([dirt, np.full(n_reissued, "reissued_newer", dtype=object)])
         true_label = np.concatenate([labels, labels[originals]])
+        generation = np.concatenate([generation, generation[originals]])
         order = rng.permutation(len(out))  # file order says nothing: the later Created At wins
         out = out.iloc[order].reset_index(drop=True)
-        dirt, true_label = dirt[order], true_label[order]
-    return out, true_label, dirt
+        dirt, true_label, generation = dirt[order], true_label[order], generation[order]
+    return out, true_label, dirt, generation

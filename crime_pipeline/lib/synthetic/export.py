@@ -49,6 +49,7 @@ def generate_chunks(
     chunk_rows: int = CHUNK_ROWS,
     city: str | None = None,
     lake_root: str | Path | None = None,
+    near_repeat: bool = True,
 ) -> Iterator[GeneratedIncidents]:
     """`rows` incidents as a sequence of generated chunks, each at most `chunk_rows` long.
 
@@ -59,11 +60,11 @@ def generate_chunks(
     """
     sizes = chunk_sizes(rows, chunk_rows)
     if len(sizes) == 1:
-        yield generate_incidents(rows, seed, city=city, lake_root=lake_root)
+        yield generate_incidents(rows, seed, city=city, lake_root=lake_root, near_repeat=near_repeat)
         return
     for i, size in enumerate(sizes):
         # default_rng takes a sequence of ints as its seed
-        chunk = generate_incidents(size, [seed, i], city=city, lake_root=lake_root)
+        chunk = generate_incidents(size, [seed, i], city=city, lake_root=lake_root, near_repeat=near_repeat)
         case = chunk.frame["Case Number"]
         chunk.frame["Case Number"] = case.str.slice(0, 3) + f"{i:03d}" + case.str.slice(3)
         yield chunk
@@ -76,6 +77,7 @@ def write_export_files(
     chunk_rows: int = CHUNK_ROWS,
     city: str | None = None,
     lake_root: str | Path | None = None,
+    near_repeat: bool = True,
 ) -> list[int]:
     """Generate `rows` incidents chunk by chunk into one CSV, or into 12 by the month of Created At.
 
@@ -88,13 +90,15 @@ def write_export_files(
         raise ValueError("write one file or 12 monthly files")
     if len(paths) == 1 and len(chunk_sizes(rows, chunk_rows)) == 1:
         # byte-identical to the one-shot writer
-        write_export_csv(generate_incidents(rows, seed, city=city, lake_root=lake_root), paths[0])
+        write_export_csv(
+            generate_incidents(rows, seed, city=city, lake_root=lake_root, near_repeat=near_repeat), paths[0]
+        )
         return [rows]
     counts = [0] * len(paths)
     options = pacsv.WriteOptions(quoting_style="needed")
     with contextlib.ExitStack() as stack:
         writers = None
-        for chunk in generate_chunks(rows, seed, chunk_rows, city, lake_root):
+        for chunk in generate_chunks(rows, seed, chunk_rows, city, lake_root, near_repeat):
             table = export_table(chunk.frame)
             del chunk
             if writers is None:  # the city's layout: the first chunk's columns, all text

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from crime_pipeline.lib.synthetic.city_spec import CitySpec
 from crime_pipeline.lib.synthetic.spec import P_DAY_ONE, P_MICRO, P_NOON, ROUNDED_FROM_YEAR, spec
 
 
@@ -60,7 +61,11 @@ def posterior(
     cell, which also holds every micro-place in it. Another city than the default is looked up
     among the profiles of `lake_root` (see `spec`).
     """
-    S = spec(city, lake_root)
+    return posterior_of_spec(spec(city, lake_root), latitude, longitude, incident_datetime)
+
+
+def posterior_of_spec(S: CitySpec, latitude, longitude, incident_datetime) -> np.ndarray:
+    """`posterior` under a given generating model (the generator draws offspring types from it)."""
     m = S.model
     LAT_MIN, LAT_MAX, LON_MIN, LON_MAX = S.box
     lat = np.asarray(latitude, dtype=float)

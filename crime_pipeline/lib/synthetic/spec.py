@@ -21,6 +21,13 @@ Generating model (fixed parameters, drawn once from `MODEL_SEED`; the data seed 
   among the days of that month and year with the drawn weekday; minute and second are uniform.
 * defaults: with probability `P_NOON` the time is replaced by 12:00:00, and independently with
   probability `P_DAY_ONE` the day by the 1st of the month (weekday follows the new date).
+* near repeats (`NEAR_REPEAT`, on unless `spec(near_repeat=False)`): the draws above are the
+  background; every incident that reaches `incidents` triggers Poisson(branching) offspring, each
+  a whole number of days (the ceiling of an exponential) after its parent's written time and a
+  Gaussian step from its written place (redrawn inside the box; or that very place), offspring
+  triggering in turn; an offspring's type is drawn from the exact posterior at its written place
+  and time, so P(type | place, time) is `posterior` for every row (near_repeat.py). Rows that fail
+  validation are background draws that trigger nothing.
 
 `GENERATOR_VERSION` is a hash of every parameter above, the dirt rates (dirt.py) and the layouts'
 street names included, so any change to the model is a new version.
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import astuple
+from dataclasses import astuple, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +46,7 @@ from scipy.special import ndtr
 from crime_pipeline.lib.cities.profiles import DEFAULT_CITY, CityProfile, default_profile, get_profile
 from crime_pipeline.lib.synthetic.buffalo import STREETS
 from crime_pipeline.lib.synthetic.chicago import CHICAGO_STREETS
-from crime_pipeline.lib.synthetic.city_spec import CitySpec, Hotspot
+from crime_pipeline.lib.synthetic.city_spec import CitySpec, Hotspot, NearRepeat
 from crime_pipeline.lib.synthetic.dirt import (
     DIRT_RATES,
     HOUR_MISMATCH_RATE,
@@ -47,6 +54,7 @@ from crime_pipeline.lib.synthetic.dirt import (
     REISSUED_RATE,
     UNKNOWN_FILL_RATE,
 )
+from crime_pipeline.lib.synthetic.districts import LAYOUT as DISTRICT_LAYOUT
 
 MODEL_SEED = 20_250_101
 DEFAULT_ROWS = 322_000
@@ -75,6 +83,9 @@ MICRO_PER_HOTSPOT = 40
 MICRO_BACKGROUND = 160
 MICRO_ATTRACTIVENESS_SD = 1.0
 MICRO_TYPE_SHAPE = 2.0
+# The built-in data's near-repeat component (README "The built-in data"); `near_repeat=False` gives
+# the independent draws of the versions before it, byte for byte.
+NEAR_REPEAT = NearRepeat(branching=0.3, mean_days=5.0, sd_m=150.0, same_place=0.5)
 
 
 def _hotspots(profile: CityProfile) -> tuple[Hotspot, ...]:
@@ -234,41 +245,64 @@ def model_version(model: dict[str, np.ndarray], S: CitySpec | None = None) -> st
         "primary": S.primary,
         "streets": STREETS.tolist(),
         "box": list(S.box),
+        "districts": DISTRICT_LAYOUT,
     }
     if S.key != DEFAULT_CITY:  # the default city's hash stays what it was before profiles
         constants |= {"city": S.key, "layout": S.layout, "chicago_streets": CHICAGO_STREETS.tolist()}
+    if S.near_repeat is not None:  # without it, the hash of the versions before near repeats
+        constants["near_repeat"] = astuple(S.near_repeat)
     digest = hashlib.sha256(json.dumps(constants, sort_keys=True).encode())
     for key in sorted(model):
         digest.update(key.encode() + np.ascontiguousarray(model[key]).tobytes())
     return digest.hexdigest()[:16]
 
 
-_DEFAULT_SPEC = _new_spec(_BUFFALO)
-MODEL = _DEFAULT_SPEC.model = build_model(_DEFAULT_SPEC)
-GENERATOR_VERSION = _DEFAULT_SPEC.version = model_version(MODEL, _DEFAULT_SPEC)
+def _variants(S: CitySpec) -> dict[bool, CitySpec]:
+    """A city's model without and with near repeats (the same drawn arrays, two versions)."""
+    S.model = build_model(S)
+    S.version = model_version(S.model, S)
+    on = replace(S, near_repeat=NEAR_REPEAT)
+    on.version = model_version(on.model, on)
+    return {False: S, True: on}
+
+
+_DEFAULT_SPECS = _variants(_new_spec(_BUFFALO))
+_DEFAULT_SPEC = _DEFAULT_SPECS[True]
+MODEL = _DEFAULT_SPEC.model
+GENERATOR_VERSION = _DEFAULT_SPEC.version
 # Other cities' models by (city, profile): a lake may hold its own profile of a city.
-_SPECS: dict[tuple[str, str], CitySpec] = {}
+_SPECS: dict[tuple[str, str], dict[bool, CitySpec]] = {}
 
 
-def spec(city: str | None = None, lake_root: str | Path | None = None) -> CitySpec:
+def spec(city: str | None = None, lake_root: str | Path | None = None, near_repeat: bool = True) -> CitySpec:
     """The generating model of a city (its profile's classes, shares, box and hotspots), built once.
 
     The default city's comes from its built-in profile; another city's profile is looked up among
-    the profiles of `lake_root` (see `get_profile`).
+    the profiles of `lake_root` (see `get_profile`). `near_repeat=False`: without the near-repeat
+    component (the generator before it).
     """
     city = city or DEFAULT_CITY
     if city == DEFAULT_CITY:
-        return _DEFAULT_SPEC
+        return _DEFAULT_SPECS[near_repeat]
     profile = get_profile(city, lake_root=lake_root)
     key = (city, profile.model_dump_json())
     if key not in _SPECS:
-        S = _new_spec(profile)
-        S.model = build_model(S)
-        S.version = model_version(S.model, S)
-        _SPECS[key] = S
-    return _SPECS[key]
+        _SPECS[key] = _variants(_new_spec(profile))
+    return _SPECS[key][near_repeat]
 
 
-def generator_version(city: str | None = None, lake_root: str | Path | None = None) -> str:
+def generator_version(city: str | None = None, lake_root: str | Path | None = None, near_repeat: bool = True) -> str:
     """The generator version files of `city` are recorded with (the default city's is GENERATOR_VERSION)."""
-    return spec(city, lake_root).version
+    return spec(city, lake_root, near_repeat).version
+
+
+def spec_for_version(version: str | None, city: str | None = None, lake_root: str | Path | None = None):
+    """The city's generating model whose version is `version` (with or without near repeats), else None.
+
+    Both have the same exact type posterior; they differ in where and when incidents happen.
+    """
+    for near_repeat in (True, False):
+        S = spec(city, lake_root, near_repeat)
+        if version is not None and S.version == version:
+            return S
+    return None

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from crime_pipeline.lib.cities.profiles import DEFAULT_CITY, get_profile
 from crime_pipeline.lib.lake.atomic import publish, reject, rejected_path, staged_path, write_json
@@ -30,7 +29,8 @@ from crime_pipeline.lib.validate.quality import accounting_problems, quality_rep
 from crime_pipeline.lib.validate.supersede import KEY_COLUMNS, supersede
 from crime_pipeline.lib.validate.validate import ValidationTotals, validate_incidents
 
-VALIDATION_BATCH_ROWS = 250_000  # rows validated at once: about 1 GB of pandas at the export's width
+VALIDATION_BATCH_ROWS = 250_000  # rows validated at once: about 1 GB of pandas at the export's width ...
+VALIDATION_BATCH_BYTES = 64 << 20  # ... and at most this much CSV text, so a wider file has smaller batches
 _log = logging.getLogger(__name__)
 
 
@@ -85,7 +85,7 @@ def validate_file(reads: DeclaredReads, key: str, log: logging.Logger = _log) ->
         parquet_batch_writer(staged_path(outputs[0])) as valid_sink,
         parquet_batch_writer(staged_path(outputs[1])) as quarantine_sink,
     ):
-        for batch in reads.parquet_batches(raw_path, batch_rows=VALIDATION_BATCH_ROWS):
+        for batch in reads.parquet_batches(raw_path, batch_rows=batch_rows(entry)):
             result = validate_incidents(batch.to_pandas(), as_of=as_of, profile=profile)
             valid_sink.write(result.valid)
             quarantine_sink.write(result.quarantine)
@@ -137,6 +137,14 @@ def validate_file(reads: DeclaredReads, key: str, log: logging.Logger = _log) ->
     )
 
 
+def batch_rows(entry: dict) -> int:
+    """Rows of a file validated at once: VALIDATION_BATCH_ROWS, fewer where they would hold more than
+    VALIDATION_BATCH_BYTES of the file's text (its ledger size per record), so memory is bounded by
+    the text, not the row count, however wide the rows (limits.MAX_COLUMNS, MAX_RECORD_BYTES)."""
+    per_row = max(int(entry.get("bytes") or 0) / max(int(entry.get("records_counted") or 0), 1), 1.0)
+    return max(1, min(VALIDATION_BATCH_ROWS, int(VALIDATION_BATCH_BYTES / per_row)))
+
+
 @dataclass
 class IncidentsMerged:
     """The merge of every validated file: its accounting, and whether its audits passed."""
@@ -157,7 +165,8 @@ class IncidentsMerged:
 
 
 def merge_incidents(reads: DeclaredReads, log: logging.Logger = _log) -> IncidentsMerged:
-    """Every validated file merged into one table, keeping the newest record of each case number.
+    """Every validated file merged into one table, keeping the newest record of each case: a (city,
+    case number) pair, as each city numbers its cases on its own (supersede.py).
 
     Newest is the latest updated_at / Created At; ties go to the later-ingested file. Also writes
     `reports/data_quality.json`. Published only when, for every file, records counted at ingestion =
@@ -171,8 +180,11 @@ def merge_incidents(reads: DeclaredReads, log: logging.Logger = _log) -> Inciden
         raise StageError(f"no validated files yet: drop a CSV export into {layout.incoming}")
     # Newest record per case from a narrow projection; the wide rows are then streamed file by file.
     files, keys, summaries = list(done), [], {}
+    cities = sorted({e.get("city", DEFAULT_CITY) for e in done.values()})
     for i, (key, entry) in enumerate(done.items()):
         narrow = reads.parquet(layout.validated_table(key), columns=list(KEY_COLUMNS))
+        city = cities.index(entry.get("city", DEFAULT_CITY))  # one city per file, as the ledger recorded it
+        narrow["city"] = pd.Categorical.from_codes(np.full(len(narrow), city, dtype=np.int32), categories=cities)
         narrow["ingest_seq"] = entry["seq"]
         narrow["partition_key"] = pd.Categorical.from_codes(np.full(len(narrow), i, dtype=np.int32), categories=files)
         narrow["position"] = np.arange(len(narrow), dtype=np.int64)
@@ -197,11 +209,12 @@ def merge_incidents(reads: DeclaredReads, log: logging.Logger = _log) -> Inciden
 
     # Evidence from outside the merge: the ledger's independent counts, the published quarantine
     # tables' own row counts, and the staged table read back from disk.
-    staged = read_table(staged_path(target), columns=["case_number", "partition_key"])  # 2 narrow columns
+    case = [c for c in ("city", "case_number") if c in schema.names]  # a case is a (city, case number)
+    staged = read_table(staged_path(target), columns=[*case, "partition_key"])  # narrow columns
     kept_per_file = staged.column("partition_key").to_pandas().value_counts().to_dict()
     quarantined = {k: reads.parquet_rows(layout.quarantine_table(k)) for k in done}
     problems = accounting_problems(done, kept_per_file, quarantined, superseded_per_file)
-    duplicates = len(staged) - len(pc.unique(staged.column("case_number")))
+    duplicates = len(staged) - staged.group_by(case).aggregate([]).num_rows
     passed = not problems and duplicates == 0
     for path in (target, quality_path):
         (publish if passed else reject)(path)

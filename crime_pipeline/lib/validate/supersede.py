@@ -1,4 +1,8 @@
-"""Superseding: of several records of one case number (a case updated, a file re-exported), the newest wins."""
+"""Superseding: of several records of one case (a case updated, a file re-exported), the newest wins.
+
+A case is a (city, case number) pair: each city's police numbers its cases on its own, so Buffalo's
+and Chicago's case numbers are independent series and the same number in two cities is two cases.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +22,14 @@ def supersede(
     valid: pd.DataFrame,
     order_columns: tuple[str, ...] = ("ingest_seq", "source_line"),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep the newest record of each case number; return (kept, superseded), each in input order.
+    """Keep the newest record of each case (city, case number); return (kept, superseded), each in
+    input order. A table without a `city` column is one city's.
 
     Newest means the latest record time; ties go to the later-ingested file, then the later line.
-    Case numbers are sorted as integer codes (a narrow key, not millions of strings); the wide
-    table is only filtered.
+    Cases are sorted as integer codes (a narrow key, not millions of strings); the wide table is
+    only filtered.
     """
-    case = pd.factorize(valid["case_number"])[0]
+    case = case_codes(valid)
     keys = [valid[c].to_numpy() for c in reversed(order_columns)]
     order = np.lexsort((*keys, record_time(valid).to_numpy().astype("datetime64[us]").astype(np.int64), case))
     sorted_case = case[order]
@@ -32,3 +37,12 @@ def supersede(
     newest = np.zeros(len(valid), dtype=bool)
     newest[order[last_of_case]] = True
     return valid.iloc[np.flatnonzero(newest)], valid.iloc[np.flatnonzero(~newest)]
+
+
+def case_codes(table: pd.DataFrame) -> np.ndarray:
+    """One integer per distinct (city, case number) of the table's rows."""
+    number = pd.factorize(table["case_number"])[0].astype(np.int64)
+    if "city" not in table:
+        return number
+    city = pd.factorize(table["city"])[0].astype(np.int64)
+    return pd.factorize(city * (number.max(initial=0) + 1) + number)[0]

@@ -40,11 +40,38 @@ def day_known(frame: pd.DataFrame) -> pd.Series:
     return ~day_unknown(frame)
 
 
+REASONS = {
+    "time of day": "the export's default time, 12:00:00",
+    "day": "the export's default day, the 1st",
+    "time of day or day": "the export's default time, 12:00:00, or day, the 1st",
+}
+
+
+def with_known_time(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose time of day is known: what every time-of-day statistic and figure counts."""
+    return frame[time_known(frame).to_numpy()]
+
+
+def with_known_day(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose day is known: what every weekday / day-of-month statistic and figure counts."""
+    return frame[day_known(frame).to_numpy()]
+
+
+def time_left_out(frame: pd.DataFrame) -> str:
+    """`left_out_sentence` for the rows of `frame` whose time of day is unknown ("" when none)."""
+    return left_out_sentence(int(time_unknown(frame).sum()), len(frame), "time of day")
+
+
+def day_left_out(frame: pd.DataFrame) -> str:
+    """`left_out_sentence` for the rows of `frame` whose day is unknown ("" when none)."""
+    return left_out_sentence(int(day_unknown(frame).sum()), len(frame), "day")
+
+
 def left_out_sentence(n_left_out: int, n_total: int, what: str = "time of day") -> str:
     """The sentence every time statistic carries: how many incidents the rule left out, and why."""
     if n_left_out == 0:
         return ""
-    reason = "the export's default time, 12:00:00" if what == "time of day" else "the export's default day, the 1st"
+    reason = REASONS.get(what, REASONS["day"])
     return (
         f"{n_left_out:,} of {n_total:,} incidents ({n_left_out / max(n_total, 1):.1%}) are left out: "
         f"their {what} is unknown ({reason})."

@@ -19,6 +19,8 @@ from crime_pipeline.lib.validate.validate import validate_incidents
 from crime_pipeline_tests.conftest import API_SAMPLE, Pipeline
 from crime_pipeline_tests.lib.synthetic.test_synthetic import posterior_z_scores
 
+CHICAGO_SAMPLE = API_SAMPLE.parent / "chicago_portal_sample.csv"
+
 CHICAGO_HEADER = (
     "ID,Case Number,Date,Block,IUCR,Primary Type,Description,Location Description,Arrest,Domestic,Beat,"
     "District,Ward,Community Area,FBI Code,X Coordinate,Y Coordinate,Year,Updated On,Latitude,Longitude,"
@@ -95,7 +97,7 @@ def test_buffalo_profile_holds_exactly_the_constants_the_code_had():
     )
     assert synthetic.PRIMARY_TYPES["Homicide"] == ("MURDER", "MANSLAUGHTER")
     # The generating model hashes every parameter: the same hash is the same generator, the same rows.
-    assert synthetic.GENERATOR_VERSION == "c78eed962b318bd3"
+    assert synthetic.GENERATOR_VERSION == "249d25477f88af02"
     assert get_profile("buffalo").disguises == ["incident_type_primary", "incident_description"]
 
 
@@ -250,6 +252,36 @@ def test_a_header_fitting_no_city_names_the_closest_profile_and_what_it_misses()
         read_raw_csv("chicago__b.csv", b"case_number,incident_datetime,parent_incident_type,latitude,longitude\n")
 
 
+def test_a_buffalo_export_without_its_label_column_is_refused_not_taken_for_chicago():
+    """It has Chicago's required columns (Incident Type Primary is Chicago's label column) but none of
+    Chicago's own names and a dozen of Buffalo's: it used to be read as Chicago, every row quarantined."""
+    buffalo = synthetic.generate_incidents(50, seed=1).frame.drop(columns="Parent Incident Type")
+    with pytest.raises(UnreadableFileError) as info:
+        read_raw_csv("b.csv", buffalo.to_csv(index=False).encode())
+    assert str(info.value).startswith("b.csv: not an incident export: missing required column(s) parent_incident_type;")
+    api = pd.read_csv(API_SAMPLE, dtype=str).drop(columns="parent_incident_type")
+    with pytest.raises(
+        UnreadableFileError, match=r"^api\.csv: not an incident export: missing .* parent_incident_type;"
+    ):
+        read_raw_csv("api.csv", api.to_csv(index=False).encode())
+
+
+def test_a_prefix_naming_a_city_whose_layout_the_header_lacks_is_refused():
+    buffalo = synthetic.generate_incidents(50, seed=1).frame.to_csv(index=False).encode()
+    with pytest.raises(UnreadableFileError) as info:
+        read_raw_csv("chicago__x.csv", buffalo)
+    message = str(info.value)
+    assert message.startswith(
+        "chicago__x.csv: the file-name prefix names city 'chicago' but the header has none of its export's "
+        "column names and "
+    ), message
+    assert "of buffalo's (" in message and message.endswith("rename the file with the right prefix, or none")
+    assert read_raw_csv("buffalo__x.csv", buffalo).city == "buffalo"
+    # Chicago's real export with only six of its columns still names enough of Chicago's layout.
+    assert read_raw_csv("chicago__sample.csv", CHICAGO_SAMPLE.read_bytes()).city == "chicago"
+    assert read_raw_csv(CHICAGO_SAMPLE).city == "chicago"
+
+
 # --- Chicago's generator ----------------------------------------------------------------------------
 
 
@@ -394,7 +426,7 @@ def test_two_cities_in_one_lake_give_two_sets_of_models_and_one_comparison(defs,
             get_profile("chicago").class_names
         )
     html = lake.report_file("report.html").read_text()
-    assert "<h2>Cities compared</h2>" in html and "<td>buffalo</td>" in html and "<td>chicago</td>" in html
+    assert '<h2 id="cities">Cities compared</h2>' in html and "<td>buffalo</td>" in html and "<td>chicago</td>" in html
     from crime_pipeline.lib.reports.headline import headline
 
     printed = headline(lake)

@@ -111,6 +111,21 @@ def _latin1_file() -> bytes:
 
 
 GOOD_LINE = ",".join(GOOD.values())
+
+
+def _nul_after_first_64k() -> bytes:
+    """A NUL byte past the first 64 KiB, which csv_layout.py sniffs: the line scan finds it anywhere."""
+    data, _ = build(*({"Case Number": f"19-{i}"} for i in range(1500)), {"Parent Incident Type": "Th\x00eft"}, {})
+    assert data.index(b"\x00") > 65536
+    return data
+
+
+def _unclosed_quote(closing_line: str) -> bytes:
+    """A quote opened on line 3 and never closed by its own record: a stray quote on line 5 closes
+    it, so the file has an even number of quotes, and lines 3..5 read as one record by every reader."""
+    return build({}, '19-2,"01/04/2019 10:00:00 AM,Theft,42.9,-78.85', {"Case Number": "19-3"}, closing_line, {})[0]
+
+
 NO_REQUIRED = (
     "missing required column\\(s\\) case_number, incident_datetime, parent_incident_type, "
     "latitude\\+longitude or location"
@@ -142,6 +157,11 @@ CASES: list[Case] = [
         b"root:x:0:0:root:/root:/bin/bash\n",
         NO_REQUIRED + "; its first line has 1 field\\(s\\) separated by ',' "
         "and does not look like a CSV header, so it is not shown$",
+    ),
+    error(
+        "nul_after_64k.csv",
+        _nul_after_first_64k(),
+        "binary content \\(a NUL byte\\) at byte offset \\d+ \\(line 1502\\)",
     ),
     error(
         "unbalanced.csv",
@@ -194,6 +214,19 @@ CASES: list[Case] = [
         "19-2,01/04/2019 10:00:00 AM,Theft,42.9,-78.85,",
         header=[*HEADER, ""],
         check=valid_values("unnamed_5", ["", ""]),
+    ),
+    # A quote left open until a stray one: the lines between are one record, quarantined, not lost.
+    Case(
+        "even_quotes_malformed.csv",
+        _unclosed_quote('19-4,01/04/2019 10:00:00 AM,Theft,42.9,12" TV'),
+        3,
+        {3: "row_malformed"},
+    ),
+    Case(
+        "even_quotes_swallowed.csv",
+        _unclosed_quote('x",Theft,42.9,-78.85').replace(b'"01/04/2019 10:00:00 AM,Theft,42.9,-78.85', b'"01/04/2019'),
+        3,
+        {3: "incident_datetime_unparseable"},
     ),
     # Records of the wrong shape.
     case("short_row.csv", {}, "19-2,01/04/2019", {}, rules={3: "row_malformed"}),

@@ -56,11 +56,11 @@ def planted(rows: int, remainder: int) -> int:
 
 def test_the_line_scan_is_the_same_for_any_block_boundary():
     data = tricky_export(120)
-    whole, quotes = record_start_lines(io.BytesIO(data))
+    whole, quotes, longest, longest_line = record_start_lines(io.BytesIO(data))
     for block in (1, 2, 7, 333, 4096):  # 1 byte: a boundary inside every quote, CRLF and field
-        lines, q = record_start_lines(io.BytesIO(data), block=block)
+        lines, q, most, most_line = record_start_lines(io.BytesIO(data), block=block)
         np.testing.assert_array_equal(lines, whole)
-        assert q == quotes
+        assert (q, most, most_line) == (quotes, longest, longest_line)
     assert len(whole) == count_csv_records(data) + 1  # the csv module agrees: header + every record
 
 

@@ -23,6 +23,8 @@ SAMPLE = {
     "hash": "0123456789ab",
     "ext": "pt",
     "figure": "training_curves",
+    "xyt": "chicago_shootings_2022_xyt.csv",
+    "week": "2025-12-22",
 }
 
 
@@ -57,12 +59,27 @@ def layout_paths(layout: LakeLayout) -> list[tuple[Path, str]]:
                 ("data_quality.json", "data_quality"),
                 ("evaluation.json", "evaluation"),
                 ("captions.json", "figure_captions"),
+                ("hotspot_cells.geojson", "hotspot_cells"),
                 ("seed_reproduction.json", "seed_reproduction"),
                 ("report.html", "crime_report"),
                 ("summary.json", "report_summary"),
             )
         ),
         *((layout.report_file(name), "figure") for name in figure_names(MODEL_KINDS)),
+        *(
+            (layout.path(name, **fields), name)
+            for name, fields in (
+                ("forecast_events_xyt", {"xyt": "chicago_shootings_2022_xyt.csv"}),
+                ("forecast_setup", {}),
+                ("forecast_events", {}),
+                ("forecast_counts", {}),
+                ("hotspot_forecast", {"week": "2025-12-22"}),
+                ("forecast_scores", {}),
+                ("forecast_backtest", {}),
+                ("forecast_figure", {"figure": "forecast_map"}),
+                ("forecast_flagged_cells", {}),
+            )
+        ),
     ]
     for kind in MODEL_KINDS:
         for name in (kind, f"{kind}.chicago"):  # the default city's model, another city's
@@ -114,7 +131,7 @@ def test_layout_paths_are_where_they_always_were(tmp_path):
 def test_ensure_makes_the_same_folders_as_before(tmp_path):
     layout = LakeLayout(tmp_path / "lake").ensure()
     made = {p.relative_to(layout.root).as_posix() for p in layout.root.rglob("*")}
-    assert made == {"raw", "raw/incoming", "lake", "quarantine", "models", "reports", "ledger"}
+    assert made == {"raw", "raw/incoming", "lake", "quarantine", "models", "reports", "ledger", "forecast"}
 
 
 def test_the_layout_refuses_a_path_the_catalog_does_not_declare(tmp_path):

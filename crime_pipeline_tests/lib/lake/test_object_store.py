@@ -109,7 +109,8 @@ def test_the_whole_graph_runs_on_an_s3_lake_and_predict_uses_its_model(
         "lake/incidents.parquet",
         "models/mlp.json",
         "reports/report.html",
-        "reports/confusion_mlp.png",
+        "reports/confusion_matrices.png",
+        "reports/hotspot_cells.geojson",
     } <= set(published)
     assert s3_lake.root.fs.cat_file((s3_lake.incoming / "gen.csv").path) == csv  # the upload stays as it was
 

@@ -14,6 +14,7 @@ import pytest
 from crime_pipeline.cli import main as cli_main
 from crime_pipeline.lib.lake.layout import LakeLayout
 from crime_pipeline.lib.models.artifacts import ArtifactError, load_model
+from crime_pipeline.lib.models.metadata import seal_metadata
 from crime_pipeline.lib.models.scoring import probability_column
 
 FORMULAS = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "-1+1", "@SUM(A1)", "\t=1+2", "\r=1+3", '=HYPERLINK("http://x")']
@@ -54,9 +55,10 @@ def test_formula_like_text_is_escaped_and_numbers_stay_numbers(trained, tmp_path
 
 
 def _rewrite(meta_path: Path, change) -> None:
+    """Edit the metadata as a forger would: fixing its seal too (an unsealed edit is refused first)."""
     meta = json.loads(meta_path.read_text())
     change(meta)
-    meta_path.write_text(json.dumps(meta))
+    meta_path.write_text(json.dumps(seal_metadata(meta)))
 
 
 def _drop_last_feature(meta: dict) -> None:

@@ -13,6 +13,7 @@ import torch
 
 from crime_pipeline.cli import main as cli_main
 from crime_pipeline.lib.models.artifacts import ArtifactError, load_model, predict_proba, save_model
+from crime_pipeline.lib.models.metadata import seal_metadata
 from crime_pipeline.lib.models.mlp.encoder import InputEncoder
 from crime_pipeline.lib.models.mlp.network import CrimeMLP
 from crime_pipeline.lib.models.mlp.settings import MLPSettings, select_device
@@ -218,10 +219,11 @@ def test_a_code_executing_artifact_is_refused_even_with_a_matching_hash(tmp_path
     for kind in ("mlp", "gbdt"):
         meta_path = folder / f"{kind}.json"
         meta = json.loads(meta_path.read_text())
-        payload = pickle.dumps({"net.0.weight": _Exploit()})
+        # Padded past the size the metadata's network needs, so the file reaches the loader itself.
+        payload = pickle.dumps({"net.0.weight": _Exploit(), "padding": b"0" * 2_000_000})
         (folder / meta["weights_file"]).write_bytes(payload)
-        meta["weights_sha256"] = hashlib.sha256(payload).hexdigest()  # a forger fixes the hash too
-        meta_path.write_text(json.dumps(meta))
+        meta["weights_sha256"] = hashlib.sha256(payload).hexdigest()  # a forger fixes the hashes too
+        meta_path.write_text(json.dumps(seal_metadata(meta)))
         with pytest.raises(ArtifactError, match="could not be loaded safely"):
             load_model(folder, kind)
     assert not (tmp_path / "PWNED_MARKER").exists()

@@ -21,6 +21,7 @@ from crime_pipeline.lib.lake.layout import LakeLayout
 from crime_pipeline.lib.lake.parquet import write_parquet
 from crime_pipeline.lib.lake.reads import DeclaredReads
 from crime_pipeline.lib.models.artifacts import KINDS
+from crime_pipeline.lib.models.metadata import seal_metadata
 from crime_pipeline.lib.reports import model_gate
 from crime_pipeline.lib.reports.model_gate import SKIPPED, all_generated, evaluate_and_publish
 
@@ -73,7 +74,7 @@ def tiny_lake(
         (layout.model_candidates / weights).write_bytes(kind.encode())
         write_json(
             layout.model_candidates / f"{kind}.json",
-            {"features": list(features), "data_version": data_version, "weights_file": weights},
+            seal_metadata({"features": list(features), "data_version": data_version, "weights_file": weights}),
         )
     return layout
 

@@ -115,19 +115,21 @@ def test_notebook_runs_and_its_sentences_match_the_table(small_lake, tmp_path, m
     assert counts[m[1]] == counts.max() and m[2] == f"{100 * counts.max() / n:.1f}"
     assert counts[m[4]] == counts.min() and m[5] == f"{100 * counts.min() / n:.2f}"
 
-    # Hour by weekday: incidents at exactly noon are left out (the export's default time).
+    # Hour by weekday: incidents at exactly noon (the export's default time) or on the 1st (its
+    # default day) are left out of the hour x weekday grid; a type's busiest hour needs a known time.
     noon = (when.dt.hour == 12) & (when.dt.minute == 0) & (when.dt.second == 0)
+    unknown = noon | (when.dt.day == 1)
     timed, timed_labels = when[~noon], labels[~noon]
     grid = np.zeros((7, 24), int)
-    np.add.at(grid, (timed.dt.day_of_week.to_numpy(), timed.dt.hour.to_numpy()), 1)
+    np.add.at(grid, (when[~unknown].dt.day_of_week.to_numpy(), when[~unknown].dt.hour.to_numpy()), 1)
     m = re.search(rf"busiest hour of the week is (\w+) (\d\d):00, ([\d.]+)% of {NUMBER} incidents", heatmap)
     assert m, heatmap
-    assert count(m[4]) == len(timed) == n - int(noon.sum())
+    assert count(m[4]) == grid.sum() == n - int(unknown.sum())
     assert grid[WEEKDAYS.index(m[1]), int(m[2])] == grid.max()
-    assert m[3] == f"{100 * grid.max() / len(timed):.2f}"
-    assert f"{int(noon.sum()):,} incidents at exactly 12:00:00" in heatmap
+    assert m[3] == f"{100 * grid.max() / grid.sum():.2f}"
+    assert f"{int(unknown.sum()):,} of {n:,} incidents" in heatmap and "12:00:00, or day, the 1st" in heatmap
     # ... and each type's busiest hour of day, for every type with at least 200 timed incidents.
-    clause = heatmap.split("each type's busiest hour of day (types with at least 200 incidents): ")[1].split(". (")[0]
+    clause = heatmap.split("each type's busiest hour of day (types with at least 200 incidents): ")[1].split(". ")[0]
     eligible = [label for label, k in timed_labels.value_counts().items() if k >= 200]
     assert len(re.findall(r"\d\d:00", clause)) == len(eligible) >= 4
     for label in eligible:
@@ -147,7 +149,7 @@ def test_notebook_runs_and_its_sentences_match_the_table(small_lake, tmp_path, m
     m = re.search(r"the most concentrated band is ([a-z ]+), with ([\d.]+)% of its incidents", hotspots)
     assert m, hotspots
     assert densest[m[1]] == max(densest.values()) and m[2] == f"{100 * densest[m[1]]:.1f}"
-    assert f"{int(noon.sum()):,} incidents at exactly 12:00:00" in hotspots
+    assert f"{int(noon.sum()):,} of {n:,} incidents" in hotspots and "default time, 12:00:00" in hotspots
 
     # Monthly trend: months from the first to the last, the busiest and quietest, the last year
     # against the first.
@@ -269,4 +271,4 @@ def test_sentences_without_noon_flag_or_enough_rows():
     assert year_on_year(2, 9) == "4.5 times as many incidents as the first 12 (9 against 2)."
     flagged = frame.assign(time_defaulted_noon=[True] * 5 + [False] * (len(frame) - 5))
     assert "of 135 incidents" in explore.hour_weekday_sentence(flagged)
-    assert "(5 incidents at exactly 12:00:00" in explore.hour_weekday_sentence(flagged)
+    assert "5 of 140 incidents (3.6%) are left out" in explore.hour_weekday_sentence(flagged)

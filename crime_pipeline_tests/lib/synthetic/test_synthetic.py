@@ -106,7 +106,8 @@ def posterior_z_scores(post: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     hit = (post.argmax(axis=1) == truth).astype(float)
     for low, high in ((0.0, 0.4), (0.4, 0.5), (0.5, 0.6), (0.6, 0.8), (0.8, 1.01)):
         in_bin = (top >= low) & (top < high)
-        assert in_bin.sum() > 200, (low, high, in_bin.sum())  # every bin is populated enough to test
+        # every bin is populated enough to test (near repeats' offspring off the micro-places thin the top one)
+        assert in_bin.sum() > 150, (low, high, in_bin.sum())
         scores[f"top in [{low}, {high})"] = _z(top[in_bin] - hit[in_bin])
     return scores
 
@@ -182,6 +183,9 @@ def test_written_csv_reads_back(tmp_path):
 PINNED_EXPORTS = {
     ("buffalo", "c78eed962b318bd3"): "2595e0c8d73692f851deed96337910979784606f9a1004c39a08b5af78b3c39f",
     ("chicago", "ccdb1a9c75f7ca64"): "909c5961354fdc72e928f253c1935167d5f76c3558052ee29c04eff4d3083585",
+    # near repeats on by default (issue 21), districts as areas (lib/synthetic/districts.py)
+    ("buffalo", "249d25477f88af02"): "f1ba38b487425792ac0d391100a7745c0fe6c9a2f5977ec0254246e575924573",
+    ("chicago", "3bd9f7c51ec73c95"): "dd36415ecc6782732e1f69f80513ad53e8e0df64dd0c3eaaced1f1157ed73f55",
 }
 
 

@@ -75,6 +75,40 @@ def test_merge_accounts_for_every_row_read_as_kept_quarantined_or_superseded(lak
     assert json.loads(lake.report_file("data_quality.json").read_text())["totals"] == merged.report["totals"]
 
 
+def test_case_numbers_are_per_city_so_the_same_number_in_two_cities_supersedes_nothing(lake):
+    """Buffalo's and Chicago's case numbers are independent series: A-1 of each is its own incident."""
+    chicago = (
+        b"Case Number,Date,Block,Primary Type,Latitude,Longitude\n"
+        b"A-1,01/04/2019 10:00:00 PM,0XX W X ST,THEFT,41.90,-87.65\n"
+        b"A-2,01/05/2019 10:00:00 PM,0XX W Y ST,BATTERY,41.91,-87.66\n"
+    )
+    keys = [ingest_in_process(lake, name, data) for name, data in (("a.csv", FILE_A), ("c.csv", chicago))]
+    for key in keys:
+        assert validate_file(reads_for(lake, "validate_file"), key).published
+    merged = merge_incidents(reads_for(lake, "incidents"))
+    assert merged.published and not merged.problems and merged.duplicates == 0
+    assert merged.report["totals"] == {"rows_read": 7, "valid": 5, "quarantined": 2, "superseded": 0}
+    table = read_parquet(lake.table("incidents"))
+    assert list(zip(table["city"], table["case_number"])) == [
+        ("buffalo", "A-1"),
+        ("buffalo", "A-2"),
+        ("buffalo", "A-3"),
+        ("chicago", "A-1"),
+        ("chicago", "A-2"),
+    ]
+
+
+def test_a_validation_batch_holds_at_most_its_byte_budget_of_the_files_text():
+    from crime_pipeline.lib.validate import stages
+
+    export = {"bytes": 250 * 1_000_000, "records_counted": 1_000_000}  # the export's ~250 bytes a row
+    wide = {"bytes": 20_000 * 3_000, "records_counted": 3_000}  # 1,000 columns of 20 bytes
+    assert stages.batch_rows(export) == stages.VALIDATION_BATCH_ROWS
+    assert stages.batch_rows(wide) == stages.VALIDATION_BATCH_BYTES // 20_000
+    assert stages.batch_rows({"bytes": 10 * stages.VALIDATION_BATCH_BYTES, "records_counted": 1}) == 1
+    assert stages.batch_rows({"bytes": 0, "records_counted": 0}) == stages.VALIDATION_BATCH_ROWS
+
+
 def test_merge_is_not_published_when_a_quarantine_table_disagrees_with_the_count(lake):
     key = ingest_in_process(lake, "a.csv", FILE_A)
     validate_file(reads_for(lake, "validate_file"), key)

@@ -240,7 +240,8 @@ class InputEncoder:
         if self.one_hot_time:
             for name, n, first in (("hour", 24, 0), ("weekday", 7, 0), ("month", 12, 1)):
                 value = np.round(self._raw(x, name)).astype(int) - first
-                parts.append(np.eye(n, dtype=np.float32)[np.clip(value, 0, n - 1)])
+                known = ((value >= 0) & (value < n))[:, None]  # an unknown hour/weekday (-1) is no hour at all
+                parts.append(np.eye(n, dtype=np.float32)[np.clip(value, 0, n - 1)] * known)
         if self.fourier:
             freq = 2 * np.pi * 2.0 ** np.arange(self.fourier)
             for name in ("latitude", "longitude"):
