@@ -31,6 +31,15 @@ WEEKLY = dg.WeeklyPartitionsDefinition(
 )
 METHODS_TABLE_SHARES = (0.01, 0.02, 0.05)
 
+# Forecasts are opt-in: automation keeps counts and backtest fresh once a user has built them
+# (`crime-pipeline forecast` or the UI), and never starts them on a lake that does not use them (a
+# backtest with no week forecast yet could only fail). This week's partition follows its counts.
+ONCE_BUILT = ~dg.AutomationCondition.missing()
+COUNTS_REFRESH = (REFRESH_WHEN_UPSTREAM_CHANGES & ONCE_BUILT).with_label("eager, once built (forecasts are opt-in)")
+BACKTEST_REFRESH = (MERGE_WHEN_ANY_FILE_CHANGES & ONCE_BUILT).with_label(
+    "eager over weeks, once built: a week not yet forecast must not freeze it"
+)
+
 # The run config of forecast_counts; its description is ForecastSettings' first paragraph.
 ForecastConfig = config_from_settings("ForecastConfig", first_paragraph(ForecastSettings), ForecastSettings)
 
@@ -40,7 +49,7 @@ ForecastConfig = config_from_settings("ForecastConfig", first_paragraph(Forecast
     group_name="forecast",
     kinds={"pandas", "parquet"},
     code_version="1",
-    automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
+    automation_condition=COUNTS_REFRESH,
     op_tags=TABLE,
 )
 def forecast_counts(context: dg.AssetExecutionContext, config: ForecastConfig, lake: LakeResource):
@@ -159,8 +168,8 @@ def methods_table(summary, generated: bool) -> str:
     group_name="forecast",
     kinds={"pandas", "parquet"},
     code_version="1",
-    # Any week published or refreshed rescores the window; a week not yet forecast must not freeze it.
-    automation_condition=MERGE_WHEN_ANY_FILE_CHANGES,
+    # Any week published or refreshed rescores the window.
+    automation_condition=BACKTEST_REFRESH,
     op_tags=TABLE,
 )
 def forecast_backtest(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:

@@ -20,6 +20,7 @@ from crime_pipeline.forecast_runs import run_forecasts
 from crime_pipeline.lib.forecast import methods as forecast_methods
 from crime_pipeline.lib.forecast.base import Forecast
 from crime_pipeline_tests.conftest import FIXTURES
+from crime_pipeline_tests.declared_reads import undeclared_reads
 
 FAST_METHODS = ["last_period", "long_run", "kde"]
 
@@ -58,6 +59,21 @@ def test_backfill_then_backtest_in_the_ui_shape(forecast_lake):
     geo = json.loads(lake.path("forecast_flagged_cells").read_text())
     assert {f["properties"]["method"] for f in geo["features"]} >= set(FAST_METHODS)
     assert "forecast_backtest: 3 weeks scored" in "\n".join(out)
+    # every file the forecast assets read is published by a declared input (as test_gates checks the rest)
+    forecast = dg.AssetSelection.groups("forecast").resolve(defs.resolve_asset_graph())
+    assert undeclared_reads(defs, instance, forecast)[0] == []
+    assert not any(line.startswith("crime_report") for line in out)  # no report built here: none refreshed
+
+
+def test_the_forecast_refreshes_a_report_built_before_with_its_section(trained_run):
+    """`crime-pipeline run` then `crime-pipeline forecast`: the report gains the forecast section at once."""
+    lake, defs, instance = trained_run
+    assert 'id="hotspot-forecasts"' not in lake.report_file("report.html").read_text()
+    out: list[str] = []
+    settings = {"test_weeks": 2, "methods": FAST_METHODS, "cell_m": 300.0}
+    assert run_forecasts(defs, instance, backfill=True, settings=settings, this_week=False, echo=out.append) == 0, out
+    assert "crime_report: refreshed with the forecast section" in out
+    assert 'id="hotspot-forecasts"' in lake.report_file("report.html").read_text()
 
 
 def test_partitions_are_weeks_in_the_city_time_zone():
@@ -92,9 +108,12 @@ def test_a_planted_leak_turns_the_blocking_check_red(forecast_lake, monkeypatch)
 
 
 @pytest.mark.e2e
-def test_new_counts_request_this_weeks_forecast_and_the_backtest_only(tmp_path):
+def test_new_counts_request_this_weeks_forecast_only(tmp_path):
     """Automation (the daemon's rules): when forecast_counts changes, the current week's partition is
-    requested, not the past weeks (they are a backfill's), and nothing retrains a model."""
+    requested, not the past weeks (they are a backfill's), nothing retrains a model, and a backtest
+    never built is not started (forecasts are opt-in: with no week of the test window forecast, it
+    could only fail). New incidents on a lake whose forecasts were never built request no forecast
+    at all: e2e/test_incremental.py's exact list of what a new file refreshes."""
     lake = tmp_path / "lake"
     (lake / "raw" / "events").mkdir(parents=True)
     shutil.copy(FIXTURES / "chicago_shootings_2023_xyt.csv", lake / "raw" / "events" / "shootings_2023_xyt.csv")
@@ -116,5 +135,5 @@ def test_new_counts_request_this_weeks_forecast_and_the_backtest_only(tmp_path):
         if result.get_num_requested(spec.key)
     }
     assert requested.get("hotspot_forecast") == {WEEKLY.get_last_partition_key()}
-    assert "forecast_backtest" in requested
+    assert "forecast_backtest" not in requested
     assert not any(name.endswith("_model") for name in requested)

@@ -42,10 +42,12 @@ def test_dg_list_defs_shows_every_asset_and_the_automation():
     }
     assert assets == graph_assets and {"open_data_pull", "raw_incidents", "crime_report"} <= assets
     assert {s["name"] for s in listed["sensors"]} == {"incoming_file_sensor", "refresh_downstream", "dead_run_reaper"}
-    assert [s["name"] for s in listed["schedules"]] == ["open_data_pull_job_schedule"]
+    schedules = sorted(s["name"] for s in listed["schedules"])
+    assert schedules == ["forecast_week_job_schedule", "open_data_pull_job_schedule"]
     labels = {a["asset_key"]: (a.get("automation_condition") or {}).get("label") for a in listed["assets"]}
     assert labels["incident_features"] == "eager, once upstream blocking checks pass"
     assert labels["incidents"].startswith("eager over files")
+    assert labels["forecast_counts"] == "eager, once built (forecasts are opt-in)"
 
 
 def test_dg_launch_materializes_an_asset(tmp_path):

@@ -129,6 +129,9 @@ def poisson_gbdt(
     else:
         with threadpool_limits(limits=1, user_api="openmp"):
             expected = model.predict(_features(c, c.n, grid, period))
+        # The log link extrapolates without bound on features outside the training range (seen: 1e256 on
+        # Chicago's grid); no cell is expected to exceed twice the most any cell held in a recent period.
+        expected = np.minimum(expected, 2.0 * max(1.0, float(c.counts.max(initial=0.0))))
     params = {
         "trained_before": str(fitted_before),
         "train_periods": settings.gbdt_train_periods,

@@ -105,9 +105,8 @@ def _incident_events(reads: DeclaredReads, settings: ForecastSettings) -> tuple[
     quality = reads.json(reads.layout.report_file("data_quality.json"), default={})
     versions = quality.get("generator_versions", {})
     mine = {k: v for k, v in versions.items() if quality.get("file_cities", {}).get(k, DEFAULT_CITY) == city}
-    version = synthetic.generator_version(city, reads.layout.root)
-    generated = bool(mine) and all(v == version for v in mine.values())
-    oracle = {"generator_version": version, "n_incidents": len(frame)} if generated else None
+    version = synthetic.generated_by(mine.values(), city, reads.layout.root)
+    oracle = {"generator_version": version, "n_incidents": len(frame)} if version else None
     return events_from_incidents(frame, labels=list(settings.labels) or None), city, oracle
 
 

@@ -43,20 +43,19 @@ SKIPPED = {
 _log = logging.getLogger(__name__)
 
 
-def all_generated(generator_versions: dict[str, str | None], version: str | None = None) -> bool:
-    """True when every ingested file was recorded as written by the current generator (of its city:
-    `version`, the default city's by default): only then is the Bayes limit known. A file without a
-    recorded version counts as real data."""
-    version = version or synthetic.GENERATOR_VERSION
-    return bool(generator_versions) and all(v == version for v in generator_versions.values())
+def all_generated(generator_versions: dict[str, str | None], city: str | None = None, lake_root=None) -> bool:
+    """True when every ingested file was recorded as written by one generator version of `city` (the
+    default city by default), with or without near repeats: only then is the Bayes limit known. A
+    file without a recorded version counts as real data."""
+    return synthetic.generated_by(generator_versions.values(), city, lake_root) is not None
 
 
 def city_generated(quality: dict, city: str, lake_root: str | Path | None = None) -> bool:
-    """Whether every file of `city` came from the current generator of that city."""
+    """Whether every file of `city` came from one of that city's generator versions."""
     versions = quality.get("generator_versions", {})
     cities = quality.get("file_cities", {})
     mine = {k: v for k, v in versions.items() if cities.get(k, DEFAULT_CITY) == city}
-    return all_generated(mine, synthetic.generator_version(city, lake_root))
+    return all_generated(mine, city, lake_root)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from crime_pipeline.lib.synthetic.spec import (
     CitySpec,
     Hotspot,
     NearRepeat,
+    generated_by,
     generator_version,
     spec,
     spec_for_version,
@@ -81,6 +82,7 @@ __all__ = [
     "posterior",
     "spec",
     "spec_for_version",
+    "generated_by",
     "write_export_csv",
     "write_export_files",
 ]

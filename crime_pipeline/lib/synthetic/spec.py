@@ -296,6 +296,17 @@ def generator_version(city: str | None = None, lake_root: str | Path | None = No
     return spec(city, lake_root, near_repeat).version
 
 
+def generated_by(versions, city: str | None = None, lake_root: str | Path | None = None) -> str | None:
+    """The one generator version every file was recorded with, when it is one of the city's (with or
+    without near repeats): only then are the true posterior and intensity known. None for real data
+    (a file without a recorded version), an older generator, a mixture, or no files."""
+    distinct = set(versions)
+    if len(distinct) != 1:
+        return None
+    (version,) = distinct
+    return version if spec_for_version(version, city, lake_root) is not None else None
+
+
 def spec_for_version(version: str | None, city: str | None = None, lake_root: str | Path | None = None):
     """The city's generating model whose version is `version` (with or without near repeats), else None.
 

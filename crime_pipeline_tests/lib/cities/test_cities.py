@@ -312,6 +312,7 @@ def test_chicago_export_layout_shares_and_disguises(chicago):
     assert synthetic.generator_version("chicago") != synthetic.GENERATOR_VERSION
 
 
+@pytest.mark.slow  # a z-test over a large generated sample: seconds
 def test_chicago_posterior_is_exact_on_clean_rows(chicago):
     """The z-tests of test_synthetic.py, on Chicago: its own box, hotspots, classes and shares."""
     clean = chicago.frame[chicago.dirt == "clean"]

@@ -176,8 +176,12 @@ def test_candidates_failing_the_audit_are_neither_evaluated_nor_published(
     assert not layout.report_file("evaluation.json").exists() and not list(layout.models.glob("*.json"))
 
 
-def test_only_files_all_from_the_current_generator_count_as_generated():
+def test_only_files_all_from_one_current_generator_version_count_as_generated():
+    without_near_repeats = synthetic.generator_version(near_repeat=False)
+    assert without_near_repeats != synthetic.GENERATOR_VERSION
     assert all_generated({"a": synthetic.GENERATOR_VERSION, "b": synthetic.GENERATOR_VERSION})
+    assert all_generated({"a": without_near_repeats})  # `generate --no-near-repeat`: the same exact posterior
+    assert not all_generated({"a": synthetic.GENERATOR_VERSION, "b": without_near_repeats})  # a mixture
     assert not all_generated({"a": synthetic.GENERATOR_VERSION, "b": None})
     assert not all_generated({"a": "an-older-version"})
     assert not all_generated({})

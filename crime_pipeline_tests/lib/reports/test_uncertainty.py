@@ -28,6 +28,7 @@ def test_the_bootstrap_scores_every_metric_as_the_evaluation_does():
         assert got[metric][0] == pytest.approx(expected[metric]), metric
 
 
+@pytest.mark.slow  # ten seeded bootstraps of a generated sample: seconds
 def test_intervals_cover_the_true_bayes_metrics_in_most_seeds():
     """The generator's posterior is known: its expected accuracy is E[max p(type | x)] and its expected
     log loss E[entropy of p(type | x)], measured here on 40,000 fresh rows. The 95% interval from 1,500

@@ -22,6 +22,7 @@ def generated() -> synthetic.GeneratedIncidents:
     return synthetic.generate_incidents(40_000, seed=11)
 
 
+@pytest.mark.slow  # generates 40,000 rows twice more: seconds
 def test_same_seed_same_rows_other_seed_other_rows(generated):
     again = synthetic.generate_incidents(40_000, seed=11)
     pd.testing.assert_frame_equal(generated.frame, again.frame)
@@ -112,6 +113,7 @@ def posterior_z_scores(post: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return scores
 
 
+@pytest.mark.slow  # a z-test over a large generated sample: seconds
 def test_posterior_is_exact_on_clean_rows(generated):
     post, truth = _clean_posterior(generated)
     assert post.shape == (len(truth), len(CLASSES))
@@ -124,6 +126,7 @@ def test_posterior_is_exact_on_clean_rows(generated):
     assert (post.argmax(axis=1) == truth).mean() > (truth == 0).mean() + 0.03
 
 
+@pytest.mark.slow  # a z-test over a large generated sample: seconds
 @pytest.mark.parametrize("power", [0.8, 1.25])
 def test_the_posterior_checks_catch_a_tempered_posterior(generated, power):
     """The checks above are not blind: a slightly over- or under-confident posterior fails them."""
