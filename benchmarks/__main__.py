@@ -57,7 +57,7 @@ QUICK = {
     "mlp": {"rows": 20_000, "epochs": 1, "rounds": 1},
     "refresh": "incidents",
     "stages": ["generate", "ingest+validate"],
-    "forecast_weeks": 2,
+    "forecast_weeks": 1,
 }
 FULL = {
     "rows": synthetic.DEFAULT_ROWS,

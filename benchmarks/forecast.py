@@ -34,7 +34,12 @@ def measure(lake_root: Path, weeks: int) -> dict:
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         code = run_forecasts(
-            defs, instance, backfill=True, settings={"test_weeks": weeks}, echo=lambda line: lines.append(line)
+            defs,
+            instance,
+            backfill=True,
+            settings={"test_weeks": weeks},
+            echo=lambda line: lines.append(line),
+            refresh_report=False,  # the forecast group's own time
         )
     wall = time.perf_counter() - started
     if code != 0:

@@ -22,7 +22,7 @@ from crime_pipeline.resources import LakeResource
     deps=["incidents"],
     group_name="features",
     kinds={"pandas", "parquet"},
-    code_version="2",
+    code_version="3",  # 3: explicit time_unknown / day_unknown instead of a fake noon or 1st
     automation_condition=REFRESH_WHEN_UPSTREAM_CHANGES,
     op_tags=TABLE,
     check_specs=[
