@@ -10,7 +10,10 @@ each spread by its distance to its k-th nearest neighbour (Mohler's variable ban
 triggering is truncated to `sepp_window_days` (the lag kernel is geometric over lags of 1..W days,
 so offspring on their parent's own day are not modelled) and to `sepp_cutoff_cells` cells. The pairs
 of event cell-days that can be parent and child are listed once; an EM iteration is a few vector passes
-over them (about a million for a year of Buffalo's ~20,000 incidents on 150 m cells).
+over them (about a million for a year of Buffalo's ~20,000 incidents on 150 m cells). The forecast
+(`sepp_expected`) integrates the fitted exponential over the period in continuous time, from each
+event's age in days: for week-long periods the difference from the fitted whole-day lags is a
+fraction of one day's mass; for day and shift periods it is larger and not corrected.
 """
 
 from __future__ import annotations

@@ -5,12 +5,13 @@ and a count matrix and records the settings, grid and test window in `forecast/s
 the other two stages read, so all three agree. `issue_forecast` fits every method on the events
 before the issue time only, writes the week's forecast staged, audits the leak evidence the fitting
 recorded (latest event used vs issue time) on the file read back, and publishes it only when no
-method used an event at or after the issue time. `score_backtest` (lib/forecast/scoring.py) scores
-the published weeks of the test window against the counts.
+method used an event at or after the issue time. `score_backtest` (lib/forecast/weekly_scores.py)
+scores the published weeks of the test window against the counts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -58,7 +59,7 @@ def complete_weeks(first_event: pd.Timestamp, last_event: pd.Timestamp, settings
     (the last `test_weeks`, or every one from `test_from` on)."""
     end = last_event.normalize() + pd.Timedelta(days=1)
     first = period_start(first_event, "week") + WEEK  # at least a week of history
-    last = period_start(end, "week") - WEEK if period_start(end, "week") + WEEK > end else period_start(end, "week")
+    last = period_start(end, "week") - WEEK  # the last week that ends by `end`
     if last < first:
         return []
     weeks = list(issue_times(first, last, "week"))
@@ -142,6 +143,7 @@ def build_forecast_counts(
     )
     test_weeks = complete_weeks(first, last, settings)
     setup = {
+        "setup_id": setup_id(settings, city, grid),
         "settings": asdict(settings),
         "city": city,
         "grid": asdict(grid),
@@ -166,6 +168,20 @@ def build_forecast_counts(
         f"{settings.cell_m:g} m, {len(starts)} {settings.period}s; test window {len(setup['test_weeks'])} weeks"
     )
     return CountsBuilt(setup=setup, events=len(events), outside=outside, periods=len(starts), nonzero=nonzero)
+
+
+def setup_id(settings: ForecastSettings, city: str, grid: Grid) -> str:
+    """What a week's forecast must share with the counts it is scored on: the city, grid, events and
+    period. Each week's file records it, so a week forecast on another grid or set of types is never
+    scored against these counts (the backtest names it and leaves it out until issued again)."""
+    key = {
+        "city": city,
+        "grid": asdict(grid),
+        "events_source": settings.events_source,
+        "labels": sorted(settings.labels),
+        "period": settings.period,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def tuned_method_settings(events: pd.DataFrame, grid: Grid, test_weeks: list[str], settings: ForecastSettings) -> dict:
@@ -290,7 +306,7 @@ def issue_forecast(
         seconds[ORACLE] = time.perf_counter() - started
         frames.append(forecast_rows(ORACLE, expected, issue_time, latest, {}, seconds[ORACLE], given))
     target = reads.layout.path("hotspot_forecast", week=week)
-    write_parquet(staged_path(target), pd.concat(frames, ignore_index=True))
+    write_parquet(staged_path(target), pd.concat(frames, ignore_index=True).assign(setup_id=setup["setup_id"]))
     written = read_parquet(staged_path(target))  # audit what was written, not what was meant
     leaks = leak_evidence(written)
     (reject if leaks else publish)(target)

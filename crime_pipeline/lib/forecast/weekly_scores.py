@@ -49,7 +49,10 @@ def score_week(frame: pd.DataFrame, actual: np.ndarray, week: str) -> tuple[list
     methods, starts = np.unique(frame["method"].to_numpy(dtype=str), return_index=True)
     expected_all = frame["expected"].to_numpy(dtype=float)
     used, given = frame["latest_event_used"].to_numpy(), frame["latest_event_given"].to_numpy()
-    for method, start in zip(methods, starts):
+    sizes = np.diff(np.append(starts, len(frame)))
+    for method, start, size in zip(methods, starts, sizes):
+        if size != len(actual):
+            raise StageError(f"the forecast of week {week} has {size} cells for {method}, the grid {len(actual)}")
         expected = expected_all[start : start + len(actual)]
         scores += score_rows(str(method), pd.Timestamp(week), expected, actual, used[start], given[start])
         curve += [
@@ -98,14 +101,30 @@ def published_weeks(reads: DeclaredReads) -> list[str]:
     return sorted(n.removesuffix(".parquet") for n in names if n.count(".") == 1)
 
 
+def week_setup_id(reads: DeclaredReads, week: str) -> str | None:
+    """The setup a week's forecast was issued under (stages.setup_id); None for a file that records none."""
+    path = reads.layout.path("hotspot_forecast", week=week)
+    if "setup_id" not in reads.parquet_schema(path).names:
+        return None
+    return str(reads.parquet(path, columns=["setup_id"])["setup_id"].iloc[0])
+
+
 def score_backtest(reads: DeclaredReads, log: logging.Logger = _log) -> BacktestScored:
     """Scores of every published week of the test window, their summary, the lead, figures, GeoJSON."""
     layout = reads.layout
     setup, grid, settings = read_setup(reads)
     nonzero = reads.parquet(layout.path("forecast_counts"))
     published = set(published_weeks(reads))
-    scored = [w for w in setup["test_weeks"] if w in published]
-    missing = [w for w in setup["test_weeks"] if w not in published]
+    other_setup = [
+        w for w in setup["test_weeks"] if w in published and week_setup_id(reads, week=w) != setup["setup_id"]
+    ]
+    if other_setup:
+        log.warning(
+            f"{len(other_setup)} test weeks were forecast on another grid, city, period or set of types than "
+            f"forecast/setup.json's and are not scored until issued again: {other_setup[:5]}"
+        )
+    scored = [w for w in setup["test_weeks"] if w in published and w not in other_setup]
+    missing = [w for w in setup["test_weeks"] if w not in scored]
     if not scored:
         raise StageError(
             f"no forecast is published for any of the {len(setup['test_weeks'])} test weeks "

@@ -28,11 +28,11 @@ MAX_DOCUMENT_BYTES = 256 * 2**20  # the ledger grows by about 1 KB a file
 def _parse(path, read: Callable[[], bytes]) -> dict:
     """A lake document's JSON, its size checked before parsing; StageError in one sentence otherwise."""
     size = None if storage.is_remote(path) else Path(path).stat().st_size
-    raw = read() if size is None or size <= MAX_DOCUMENT_BYTES else b""
-    size = len(raw) if size is None else size
+    raw = read() if size is None or size <= MAX_DOCUMENT_BYTES else None
     problem = None
-    if size > MAX_DOCUMENT_BYTES:
-        problem = f"is {size:,} bytes, over the {MAX_DOCUMENT_BYTES:,}-byte limit for a lake document"
+    if raw is None or len(raw) > MAX_DOCUMENT_BYTES:  # `read` returns None or reads past the limit
+        held = "" if size is None else f"{size:,} bytes, "
+        problem = f"is {held}over the {MAX_DOCUMENT_BYTES:,}-byte limit for a lake document"
     else:
         try:
             return json.loads(raw)
@@ -47,7 +47,7 @@ def _parse(path, read: Callable[[], bytes]) -> dict:
 def read_json(path: Path, default: dict) -> dict:
     if not storage.exists(path):
         return default
-    return _parse(path, lambda: storage.read_bytes(path))
+    return _parse(path, lambda: storage.read_bytes_at_most(path, MAX_DOCUMENT_BYTES))
 
 
 # -- read-modify-write of a small JSON document by several writers -------------------------------
@@ -93,7 +93,7 @@ def update_json(path, update: Callable[[dict], dict], default: dict) -> dict:
     for attempt in range(UPDATE_ATTEMPTS):
         try:
             with fs.open(key, "rb") as fh:  # the ETag and the bytes of one version (s3fs reads If-Match)
-                raw, etag = fh.read(), fh.details["ETag"]
+                raw, etag = fh.read(MAX_DOCUMENT_BYTES + 1), fh.details["ETag"]
         except FileNotFoundError:
             raw, etag = None, None
         except FileExpired:

@@ -208,6 +208,23 @@ def read_bytes(path) -> bytes:
     return _with_retry(path, lambda key, data: data if data is not None else key.fs.cat_file(key.path))
 
 
+def read_bytes_at_most(path, limit: int) -> bytes | None:
+    """The file's bytes, or None when it holds more than `limit`: a remote object's size is asked
+    first (HEAD), so an oversized file is never downloaded, and a local one is read no further."""
+    if not is_remote(path):
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    else:
+
+        def read(key, inline):
+            if inline is not None:
+                return inline
+            return None if key.fs.size(key.path) > limit else key.fs.cat_file(key.path)
+
+        data = _with_retry(path, read)
+    return None if data is None or len(data) > limit else data
+
+
 def open_read(path) -> BinaryIO:
     """A binary file object (seekable) over the current version of a lake file."""
     if not is_remote(path):

@@ -68,7 +68,9 @@ def read_bounded(path: Path, limit: int) -> bytes:
     if storage.is_remote(path):
         if not storage.is_file(path):
             raise MetadataError("is not a regular file")
-        data = storage.read_bytes(path)
+        data = storage.read_bytes_at_most(path, limit)  # the object's size asked first: never downloaded whole
+        if data is None:
+            raise MetadataError(f"is over the {limit:,}-byte limit")
     else:
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from crime_pipeline.lib.reports import captions, trends
 from crime_pipeline.lib.reports.plots import time_band_panels
-from crime_pipeline.lib.reports.trends import class_order
+from crime_pipeline.lib.reports.trends import class_order, small_multiples
 
 CITY = "city"
 WEEKDAYS = trends.WEEKDAYS
@@ -75,16 +75,6 @@ def year_over_year_sentence(incidents: pd.DataFrame) -> str:
 # --- figures -----------------------------------------------------------------------------------
 
 
-def _grid(panels: int, ncols: int, width: float, height: float) -> tuple[Figure, list]:
-    nrows = max(1, int(np.ceil(panels / ncols)))
-    ncols = min(ncols, max(panels, 1))
-    fig = Figure(figsize=(width * ncols, height * nrows))
-    axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
-    for ax in axes[panels:]:
-        ax.axis("off")
-    return fig, axes
-
-
 def _titled(title: str, city: str | None) -> str:
     return title if city is None else f"{city}: {title}"
 
@@ -93,7 +83,7 @@ def class_balance_figure(incidents: pd.DataFrame) -> Figure:
     """Share of each type, one panel per city, types in the same order everywhere."""
     order = class_order(incidents["label"])
     groups = by_city(incidents)
-    fig, axes = _grid(len(groups), 3, 6.0, 0.35 * len(order) + 1.5)
+    fig, axes = small_multiples(len(groups), 3, 6.0, 0.35 * len(order) + 1.5)
     for ax, (city, rows) in zip(axes, groups):
         counts = rows["label"].value_counts().reindex(order, fill_value=0)
         shares = counts / max(int(counts.sum()), 1)
@@ -139,7 +129,7 @@ def hotspot_figures(incidents: pd.DataFrame) -> list[Figure]:
         panels = time_band_panels(rows.dropna(subset=["latitude", "longitude"]))  # the report's bands
         placed = pd.concat(panels.values())
         extent = _extent(placed) if len(placed) else (0.0, 1.0, 0.0, 1.0)
-        fig, axes = _grid(len(panels), 2, 4.6, 4.2)
+        fig, axes = small_multiples(len(panels), 2, 4.6, 4.2)
         image = None
         for ax, (band, part) in zip(axes, panels.items()):
             if len(part):
@@ -167,7 +157,7 @@ def hotspot_figures(incidents: pd.DataFrame) -> list[Figure]:
 def monthly_trend_figure(incidents: pd.DataFrame, top: int = trends.TOP_TRENDS) -> Figure:
     """Incidents per month for the commonest types, the rest summed; one panel per city."""
     groups = by_city(incidents)
-    fig, axes = _grid(len(groups), 1, 11.0, 3.8)
+    fig, axes = small_multiples(len(groups), 1, 11.0, 3.8)
     for ax, (city, rows) in zip(axes, groups):
         trends.monthly_trend_plot(ax, rows, _titled("Monthly trend", city), top)
     fig.tight_layout()

@@ -38,9 +38,16 @@ def lead_sentences(backtest: dict) -> list[str]:
             f"({interval}); {verdict}."
         )
     if lead.get("oracle_pai"):
+        share = lead["share_of_oracle"]
+        verdict = (
+            f"the leader achieves {share:.0%} of the best possible"
+            if share <= 1
+            else f"the leader's {share:.0%} of it is luck of the weeks drawn: no method can beat the true intensity "
+            "on average"
+        )
         out.append(
             f"On this generated data the oracle, which knows the generator's true intensity, reaches a PAI of "
-            f"{lead['oracle_pai']:.2f}: the leader achieves {lead['share_of_oracle']:.0%} of the best possible."
+            f"{lead['oracle_pai']:.2f}: {verdict}."
         )
     elif not backtest.get("generated"):
         out.append("This is real data: no oracle exists, so the best possible PAI is unknown.")

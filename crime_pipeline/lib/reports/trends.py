@@ -176,7 +176,8 @@ def year_over_year_sentence(incidents: pd.DataFrame) -> str:
 # --- the figures ---------------------------------------------------------------------------------
 
 
-def _grid(panels: int, ncols: int, width: float, height: float) -> tuple[Figure, list]:
+def small_multiples(panels: int, ncols: int, width: float, height: float) -> tuple[Figure, list]:
+    """A figure of `panels` axes in rows of `ncols` (each `width` x `height` inches), spare axes hidden."""
     nrows = max(1, int(np.ceil(panels / ncols)))
     ncols = min(ncols, max(panels, 1))
     fig = Figure(figsize=(width * ncols, height * nrows))
@@ -191,7 +192,7 @@ def hour_weekday_figure(incidents: pd.DataFrame, title: str = "") -> Figure:
     Each panel has its own colour scale: the shape of the week is the point, not the volume."""
     rows = with_known_hour_and_weekday(incidents)
     order = class_order(rows["label"])
-    fig, axes = _grid(len(order), 3, 5.0, 2.4)
+    fig, axes = small_multiples(len(order), 3, 5.0, 2.4)
     for ax, label in zip(axes, order):
         group = rows[rows["label"] == label]
         share = hour_weekday_counts(group) / len(group)
@@ -225,7 +226,7 @@ def monthly_trend_plot(ax, incidents: pd.DataFrame, title: str = "Monthly trend"
 
 def monthly_trend_figure(incidents: pd.DataFrame, title: str = "Monthly trend", top: int = TOP_TRENDS) -> Figure:
     """Incidents per month for the commonest types, the rest summed."""
-    fig, (ax,) = _grid(1, 1, 11.0, 3.8)
+    fig, (ax,) = small_multiples(1, 1, 11.0, 3.8)
     monthly_trend_plot(ax, incidents, title, top)
     fig.tight_layout()
     return fig
@@ -234,7 +235,7 @@ def monthly_trend_figure(incidents: pd.DataFrame, title: str = "Monthly trend", 
 def year_over_year_figure(incidents: pd.DataFrame) -> Figure:
     """Per type, the change from the 12 months before to the last 12 months (bars right: more)."""
     table = year_over_year(incidents)
-    fig, (ax,) = _grid(1, 1, 8.0, 0.35 * max(len(table), 1) + 1.6)
+    fig, (ax,) = small_multiples(1, 1, 8.0, 0.35 * max(len(table), 1) + 1.6)
     windows = last_two_years(incidents)
     if windows is None or table.empty:
         ax.text(0.5, 0.5, "fewer than 24 months of data", ha="center", va="center")

@@ -132,6 +132,16 @@ def test_the_backtest_scores_published_weeks_and_names_the_missing(lake):
     assert geo["type"] == "FeatureCollection" and len(geo["features"]) > 0
 
 
+def test_a_week_forecast_on_another_grid_is_not_scored_against_these_counts(lake):
+    counts(lake)
+    for week in ("2024-02-26", "2024-03-04"):
+        stages.issue_forecast(reader(lake, "hotspot_forecast"), week)
+    counts(lake, cell_m=250.0)  # the counts rebuilt on a finer grid: both weeks' cells mean other places
+    stages.issue_forecast(reader(lake, "hotspot_forecast"), "2024-03-04")  # issued again on this grid
+    scored = weekly_scores.score_backtest(reader(lake, "forecast_backtest"))
+    assert scored.weeks_scored == ["2024-03-04"] and scored.weeks_missing == ["2024-02-19", "2024-02-26"]
+
+
 def test_geojson_cells_are_lon_lat_polygons_with_their_share():
     grid = Grid(42.0, 42.01, -78.0, -77.99, 500.0)  # 3 x 2 cells... of 500 m
     expected = np.arange(grid.n_cells, dtype=float)

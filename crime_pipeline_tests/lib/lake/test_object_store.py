@@ -203,6 +203,23 @@ def test_two_processes_updating_the_ledger_lose_no_entry(s3_lake):
     }
 
 
+def test_an_oversized_document_or_model_file_on_s3_is_refused_before_it_is_downloaded(s3_lake, monkeypatch):
+    from crime_pipeline.lib.lake import documents
+    from crime_pipeline.lib.lake.errors import StageError
+    from crime_pipeline.lib.models import metadata
+
+    path = s3_lake.report_file("evaluation.json")
+    write_bytes(path, json.dumps({"padding": "x" * 500}).encode())
+    downloads = []
+    monkeypatch.setattr(type(path.fs), "cat_file", lambda self, *a, **k: downloads.append(a) or b"{}")
+    monkeypatch.setattr(documents, "MAX_DOCUMENT_BYTES", 100)
+    with pytest.raises(StageError, match=r"evaluation.json is over the 100-byte limit for a lake document"):
+        documents.read_json(path, default={})
+    with pytest.raises(metadata.MetadataError, match="over the 100-byte limit"):
+        metadata.read_bounded(path, 100)
+    assert downloads == []  # the object's size was asked (HEAD), its bytes never fetched
+
+
 def test_the_sensor_lists_incoming_objects_and_keys_them_by_content(endpoint, s3_lake, instance):
     real = API_SAMPLE.read_bytes()
     write_bytes(s3_lake.incoming / "pulled.csv", real)  # written by the pipeline (the open-data pull): a pointer

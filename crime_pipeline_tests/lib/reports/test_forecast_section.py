@@ -31,6 +31,13 @@ def test_a_lead_outside_its_interval_is_called_so_and_the_oracle_gap_is_given():
     assert "achieves 75% of the best possible" in text
 
 
+def test_a_leader_above_the_oracle_on_few_weeks_is_called_luck_not_better_than_possible():
+    doc = backtest(low=0.4, generated=True)
+    doc["lead"] |= {"oracle_pai": 8.0, "share_of_oracle": 9.0 / 8.0}
+    text = " ".join(lead_sentences(doc))
+    assert "112% of it is luck of the weeks drawn" in text and "of the best possible" not in text
+
+
 def test_a_lead_whose_interval_includes_zero_may_be_luck_and_real_data_has_no_oracle():
     text = " ".join(lead_sentences(backtest(low=-0.3, generated=False)))
     assert "may be luck of the weeks drawn" in text and "excludes zero" not in text
