@@ -7,8 +7,6 @@ intervals (`pytest -s` shows them). Through Dagster, weeks arriving: e2e/test_fo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,8 +17,7 @@ from crime_pipeline.lib.forecast.events import events_from_xyt
 from crime_pipeline.lib.forecast.grid import grid_for_box
 from crime_pipeline.lib.forecast.methods import METHODS, MethodSettings
 from crime_pipeline.lib.forecast.periods import issue_times
-
-FIXTURES = Path("/work/shared/fixtures")
+from crime_pipeline_tests.conftest import FIXTURES
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,9 +12,8 @@ from crime_pipeline.lib.forecast.events import events_from_incidents, events_fro
 from crime_pipeline.lib.forecast.grid import grid_for_box
 from crime_pipeline.lib.forecast.periods import issue_times, period_start
 from crime_pipeline.lib.lake.errors import StageError
+from crime_pipeline_tests.conftest import FIXTURES
 from crime_pipeline_tests.lib.forecast.forecast_data import events_frame, square_grid
-
-FIXTURES = Path("/work/shared/fixtures")
 
 
 def test_buffalo_grid_has_about_6000_cells_of_150_m_and_places_points_row_major():
