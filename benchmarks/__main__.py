@@ -13,7 +13,7 @@ Generates the default file (`crime-pipeline generate`'s data), then, one heavy p
   - `benchmarks/seed_script.py`: the seed project's approach as a plain script;
   - `pyarrow.csv.read_csv` of the default file and the MLP throughput, in this process.
 Prints one table (ratios with their targets and PASS / MISS) and writes it with the machine, the
-git commit and the raw measurements to --out, atomically. --quick: 3,000 rows, 2 seed epochs, a
+git commit and the raw measurements to --out, atomically. --quick: 3,000 rows, 1 seed epoch, a
 small throughput run, the refresh after the new month limited to `incidents`, in about a minute
 (a CI test runs it so the command cannot rot); it writes
 benchmarks/results/quick.json unless --out says otherwise. The numbers of --quick mean nothing.
@@ -53,8 +53,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 QUICK = {
     "rows": 3_000,
     "parse_repeats": 1,
-    "seed_epochs": 2,
-    "mlp": {"rows": 20_000, "epochs": 1, "rounds": 1},
+    "seed_epochs": 1,
+    "mlp": {"rows": 10_000, "epochs": 1, "rounds": 1},
     "refresh": "incidents",
     "stages": ["generate", "ingest+validate"],
     "forecast_weeks": 1,
