@@ -77,7 +77,7 @@ def test_quick_benchmark_reports_every_section_with_numbers(tmp_path):
     assert m["graph"]["new_partition_rows"] == m["month"]["rows"] > 0
     assert m["graph"]["full_rebuild_files"] == 2
     assert m["graph"]["full_rebuild_rows"] == 3_000 + m["month"]["rows"]
-    assert m["seed_script"]["epochs"] == 2 and 0 < m["seed_script"]["accuracy"] <= 1
+    assert m["seed_script"]["epochs"] == 1 and 0 < m["seed_script"]["accuracy"] <= 1
     # Ingestion part by part: every part of ours timed on the default file, and the floor beside them.
     parts = m["ingestion_parts"]
     assert parts["rows"] == 3_000 and set(PARTS) | set(ALONE) | {"pyarrow_read_csv", "floor"} == set(parts["seconds"])
