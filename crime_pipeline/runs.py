@@ -92,7 +92,9 @@ def reap_dead_runs(instance: dg.DagsterInstance, echo: Callable[[str], None] = p
             worker = None if run.status == dg.DagsterRunStatus.SUSPENDED else launched_worker(instance, run)
             pid = worker[0] if worker else 0
             dead = worker is not None and not worker_alive(*worker)
-        if dead:
+        if dead:  # slots first: whoever sees the run failed never sees it still holding a slot
+            if instance.event_log_storage.supports_global_concurrency_limits:
+                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             instance.report_run_failed(run, f"the process running it (pid {pid}) is gone: it was killed")
             reaped.append(run.run_id)
             echo(f"run {run.run_id[:8]} was left running by a killed process; marked failed")
