@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import date
 
 import dagster as dg
 
@@ -20,6 +21,8 @@ from crime_pipeline.defs.forecasts import WEEKLY, methods_table
 from crime_pipeline.lib.lake.storage import read_bytes
 from crime_pipeline.orchestrate import failure_messages
 from crime_pipeline.runs import QUIET_LOGS, process_tags
+
+STALE_WEEKS = 2  # this week's forecast from events older than this gets a note: the file may be historical
 
 
 def backfill_weeks(setup: dict, weeks: int | None) -> list[str]:
@@ -74,7 +77,14 @@ def run_forecasts(
     )
     chosen = backfill_weeks(setup, weeks) if backfill else []
     if this_week:
-        chosen.append(WEEKLY.get_last_partition_key())
+        current = WEEKLY.get_last_partition_key()
+        chosen.append(current)
+        behind = (date.fromisoformat(current) - date.fromisoformat(setup["last_event"][:10])).days // 7
+        if behind > STALE_WEEKS:
+            echo(
+                f"note: the latest event is {setup['last_event'][:10]}, {behind} weeks before this week "
+                f"({current}): this week's forecast rests on old data"
+            )
     for week in dict.fromkeys(chosen):
         week_started = time.perf_counter()
         messages = materialize(["hotspot_forecast"], partition=week)

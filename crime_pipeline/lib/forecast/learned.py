@@ -84,7 +84,8 @@ def _training_rows(X: np.ndarray, y: np.ndarray, max_rows: int, rng: np.random.G
 
 
 def fit_gbdt(history: pd.DataFrame, grid: Grid, issue_time, period: str, settings: MethodSettings):
-    """The model trained on the target periods strictly before `issue_time` (their counts are all in the history)."""
+    """The model trained on the target periods strictly before `issue_time` (their counts are all in the history);
+    None when they hold no period or no event."""
     c = _Counts(history, grid, pd.Timestamp(issue_time), period, tail=settings.gbdt_train_periods + 53)
     last = c.n  # the issue period: not a training target
     targets = np.arange(max(1, last - settings.gbdt_train_periods), last)
@@ -97,6 +98,8 @@ def fit_gbdt(history: pd.DataFrame, grid: Grid, issue_time, period: str, setting
         rows, weights = _training_rows(X, y, per_period, rng)
         blocks.append((X[rows], y[rows], weights))
     X, y, weights = (np.concatenate(part) for part in zip(*blocks, strict=True))
+    if not y.any():  # no event in the training window (an old file forecast for this week): nothing to learn
+        return None
     # Small leaves with a Poisson loss take huge Newton steps; min_samples_leaf and l2 keep the steps sane.
     model = HistGradientBoostingRegressor(
         loss="poisson",
@@ -124,7 +127,7 @@ def poisson_gbdt(
     elif issue_time < fitted_before:
         raise ValueError(f"poisson_gbdt was trained on events before {fitted_before}; it cannot forecast {issue_time}")
     c = _Counts(history, grid, issue_time, period, tail=53)
-    if model is None:  # too little history to train: the long-run mean
+    if model is None:  # too little history to train, or none recent: the long-run mean
         expected = c.cum_at(c.n) / c.n
     else:
         with threadpool_limits(limits=1, user_api="openmp"):
@@ -139,6 +142,8 @@ def poisson_gbdt(
         "max_rows": settings.gbdt_max_rows,
         "features": list(FEATURES),
     }
+    if model is None:
+        params["fallback"] = "the long-run mean: too little history, or no event in the training window"
     return Forecast("poisson_gbdt", issue_time, np.asarray(expected, float), latest_time(history), params)
 
 

@@ -36,6 +36,18 @@ def test_every_method_ranks_a_single_steady_hotspot_first(one_hotspot, name):
     assert 8 < forecast.expected.sum() < 32
 
 
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_forecasts_this_week_from_a_history_that_ended_years_ago(one_hotspot, name):
+    """This week's forecast from a historical file (the README's Chicago command: 2023's shootings, run in
+    2026): no event in the learned model's training window, none in sepp's; every method still answers."""
+    grid, events = one_hotspot  # 2022-01-03 .. 2023-12-31
+    issue = ISSUE + pd.Timedelta(weeks=150)
+    forecast = METHODS[name](events, grid, issue, "week", SETTINGS)
+    assert forecast.expected.shape == (grid.n_cells,)
+    assert np.isfinite(forecast.expected).all() and (forecast.expected >= 0).all()
+    assert forecast.latest_event_used is None or forecast.latest_event_used < ISSUE  # None: it read no event
+
+
 def test_every_method_refuses_history_at_or_after_the_issue_time(one_hotspot):
     grid, events = one_hotspot
     before = events[events["time"] < ISSUE - pd.Timedelta(days=7)]
